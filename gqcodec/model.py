@@ -1,0 +1,176 @@
+"""The GQ-VAE: GDN analysis/synthesis transforms with a Gaussian posterior.
+
+The encoder outputs ``mu`` and ``logvar`` for ``C`` latent channels at stride
+16.  Channels are grouped into ``B = C / m`` blocks of ``m`` consecutive
+channels; at each latent position every block is one GQ index.  Blocks are
+*ordered*: the model is trained with nested dropout (a random prefix of blocks
+is kept, the rest are zero, i.e. the prior mean), so decoding only the first
+``n`` blocks gives a coarser image at ``n / B`` of the rate.  One model thus
+serves a whole quality ladder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from compressai.layers import GDN
+from torch import nn
+
+from .quantizer import GaussianQuantizer, kl_bits
+
+STRIDE = 16
+
+
+@dataclass
+class GQConfig:
+    N: int = 128              # transform width
+    C: int = 320              # latent channels
+    m: int = 16               # block size (dims per GQ index)
+    K_bits: int = 16          # codebook size K = 2**K_bits
+    seed: int = 0             # codebook seed
+    beta: float = 1.0         # prior weight in the GQ score
+    logvar_min: float = -30.0
+    logvar_max: float = 20.0
+
+    def __post_init__(self):
+        if self.C % self.m:
+            raise ValueError(f"C={self.C} is not a multiple of m={self.m}")
+
+    @property
+    def blocks(self) -> int:
+        return self.C // self.m
+
+    @property
+    def K(self) -> int:
+        return 1 << self.K_bits
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GQConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _conv(cin, cout, k=5, s=2):
+    return nn.Conv2d(cin, cout, k, stride=s, padding=k // 2)
+
+
+def _deconv(cin, cout, k=5, s=2):
+    return nn.ConvTranspose2d(cin, cout, k, stride=s, padding=k // 2, output_padding=s - 1)
+
+
+def pad_to_stride(x: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
+    """Replicate-pad the bottom/right of (B, C, H, W) to multiples of ``stride``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x
+
+
+class GQVAE(nn.Module):
+    def __init__(self, config: GQConfig | None = None):
+        super().__init__()
+        self.config = c = config or GQConfig()
+        N = c.N
+        self.g_a = nn.Sequential(
+            _conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, 2 * c.C),
+        )
+        self.g_s = nn.Sequential(
+            _deconv(c.C, N), GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
+            _deconv(N, N), GDN(N, inverse=True), _deconv(N, 3),
+        )
+        self.quantizer = GaussianQuantizer(c.m, c.K, c.seed, c.beta)
+
+    # -- posterior ---------------------------------------------------------
+    def posterior(self, x: torch.Tensor):
+        """``mu, logvar`` of shape (B, C, H/16, W/16) for x in [0, 1] with H, W multiples of 16."""
+        h = self.g_a(x)
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar.clamp(self.config.logvar_min, self.config.logvar_max)
+
+    def block_kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """Per-block KL in bits, shape (B, blocks, h, w)."""
+        b, _, h, w = mu.shape
+        m = self.config.m
+        return kl_bits(mu.view(b, -1, m, h, w), logvar.view(b, -1, m, h, w), dim=2)
+
+    def block_mask(self, keep: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(B, C, 1, 1) mask keeping the first keep[i] blocks of sample i."""
+        c = self.config
+        blk = torch.arange(c.blocks, device=keep.device)
+        mask = (blk[None, :] < keep[:, None]).float()  # (B, blocks)
+        return mask.repeat_interleave(c.m, dim=1)[:, :, None, None]
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None):
+        """Training pass: reconstruction from a reparameterised posterior sample.
+
+        ``keep`` (B,) optionally keeps only a prefix of blocks per sample
+        (nested dropout); dropped blocks are set to the prior mean (zero).
+        Returns ``{"x_hat", "kl"}`` with ``kl`` the per-block KL in bits.
+        """
+        mu, logvar = self.posterior(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        if keep is not None:
+            z = z * self.block_mask(keep, *z.shape[-2:])
+        return {"x_hat": self.g_s(z), "kl": self.block_kl(mu, logvar), "mu": mu, "logvar": logvar}
+
+    # -- GQ path -----------------------------------------------------------
+    def to_rows(self, t: torch.Tensor, n_blocks: int) -> torch.Tensor:
+        """(B, C, h, w) -> (B * n_blocks * h * w, m) rows for the first n_blocks blocks."""
+        b, _, h, w = t.shape
+        m = self.config.m
+        t = t[:, : n_blocks * m].reshape(b, n_blocks, m, h, w)
+        return t.permute(0, 1, 3, 4, 2).reshape(-1, m)
+
+    def latent_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B, n, h, w) indices -> (B, C, h, w) latent; blocks beyond n are zero."""
+        c = self.config
+        b, n, h, w = indices.shape
+        if n > c.blocks:
+            raise ValueError(f"{n} blocks given, the model has {c.blocks}")
+        z = self.quantizer.dequantize(indices)  # (B, n, h, w, m)
+        z = z.permute(0, 1, 4, 2, 3).reshape(b, n * c.m, h, w)
+        if n < c.blocks:
+            z = F.pad(z, (0, 0, 0, 0, 0, (c.blocks - n) * c.m))
+        return z
+
+    @torch.no_grad()
+    def encode_indices(self, x: torch.Tensor, n_blocks: int | None = None, beta: float | None = None) -> torch.Tensor:
+        """x (B, 3, H, W) in [0, 1], any H, W -> indices (B, n_blocks, ceil(H/16), ceil(W/16))."""
+        n_blocks = self.config.blocks if n_blocks is None else int(n_blocks)
+        if not 1 <= n_blocks <= self.config.blocks:
+            raise ValueError(f"n_blocks must be in [1, {self.config.blocks}], got {n_blocks}")
+        mu, logvar = self.posterior(pad_to_stride(x))
+        b, _, h, w = mu.shape
+        idx = self.quantizer.quantize(self.to_rows(mu, n_blocks), self.to_rows(logvar, n_blocks), beta=beta)
+        return idx.view(b, n_blocks, h, w)
+
+    @torch.no_grad()
+    def decode_indices(self, indices: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """indices (B, n, h, w) -> x_hat (B, 3, H, W) clamped to [0, 1], cropped to ``size``."""
+        x_hat = self.g_s(self.latent_from_indices(indices)).clamp_(0, 1)
+        if size is not None:
+            x_hat = x_hat[..., : size[0], : size[1]]
+        return x_hat
+
+    def bpp_raw(self, n_blocks: int) -> float:
+        """Raw GQ rate in bits per pixel with n_blocks blocks per position."""
+        return n_blocks * self.config.K_bits / STRIDE**2
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = F.mse_loss(a.float(), b.float()).item()
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)

@@ -1,0 +1,145 @@
+"""Gaussian Quant: codebook search and the target divergence constraint (TDC).
+
+GQ rule (Xu et al., arXiv 2512.06609): for a block posterior N(mu, diag(sigma^2))
+pick the codeword ``c`` of a fixed standard-normal codebook maximising
+
+    log N(c; mu, sigma) - beta * log N(c; 0, I)
+
+With ``w = 1 / sigma^2`` this is, up to a per-block constant,
+
+    score(c) = sum_j mu_j w_j c_j - 0.5 (w_j - beta) c_j^2
+             = <[mu * w, -0.5 (w - beta)], [c, c^2]>
+
+so the search is one (N, 2m) x (2m, K) matmul followed by an argmax, done in
+row chunks so that peak memory is ``chunk * K * 4`` bytes, never N * K * m.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .codebook import codebook as make_codebook
+from .codebook import codebook_hash
+
+LOG2E = 1.0 / math.log(2.0)
+DEFAULT_MEMORY_BUDGET = 64 << 20  # bytes for one chunk of scores
+
+
+def kl_bits(mu: torch.Tensor, logvar: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) in bits, summed over ``dim``."""
+    return 0.5 * LOG2E * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim)
+
+
+class GaussianQuantizer(nn.Module):
+    """Fixed-codebook vector quantizer for Gaussian posteriors.
+
+    ``quantize(mu, logvar) -> indices`` and ``dequantize(indices) -> codewords``
+    work on (N, dim) rows; ``codebook`` is a (K, dim) float32 buffer.
+    """
+
+    def __init__(self, dim: int, codebook_size: int, seed: int = 0, beta: float = 1.0,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET):
+        super().__init__()
+        self.dim = int(dim)
+        self.codebook_size = int(codebook_size)
+        self.seed = int(seed)
+        self.beta = float(beta)
+        self.memory_budget = int(memory_budget)
+        cb = make_codebook(self.seed, self.codebook_size, self.dim)
+        self.register_buffer("codebook", cb, persistent=False)
+        self.register_buffer("keys", torch.cat([cb, cb * cb], dim=1), persistent=False)
+
+    @property
+    def bits(self) -> float:
+        return math.log2(self.codebook_size)
+
+    def codebook_hash(self) -> str:
+        return codebook_hash(self.seed, self.codebook_size, self.dim)
+
+    def chunk_rows(self, memory_budget: int | None = None) -> int:
+        budget = self.memory_budget if memory_budget is None else int(memory_budget)
+        return max(1, budget // (4 * self.codebook_size))
+
+    def queries(self, mu: torch.Tensor, logvar: torch.Tensor, beta: float | None = None) -> torch.Tensor:
+        beta = self.beta if beta is None else float(beta)
+        w = torch.exp(-logvar.float())
+        return torch.cat([mu.float() * w, -0.5 * (w - beta)], dim=1)
+
+    @torch.no_grad()
+    def quantize(self, mu: torch.Tensor, logvar: torch.Tensor, beta: float | None = None,
+                 memory_budget: int | None = None) -> torch.Tensor:
+        """Indices (N,) int64 of the GQ-optimal codeword for each row of (N, dim) inputs."""
+        if mu.shape != logvar.shape or mu.dim() != 2 or mu.shape[1] != self.dim:
+            raise ValueError(f"expected mu, logvar of shape (N, {self.dim}), got {tuple(mu.shape)}, {tuple(logvar.shape)}")
+        q = self.queries(mu, logvar, beta)
+        keys_t = self.keys.to(q.device).t().contiguous()  # (2m, K)
+        n = q.shape[0]
+        out = torch.empty(n, dtype=torch.int64, device=q.device)
+        step = self.chunk_rows(memory_budget)
+        buf = None
+        for i in range(0, n, step):
+            rows = q[i:i + step]
+            if buf is None or buf.shape[0] != rows.shape[0]:
+                buf = torch.empty(rows.shape[0], self.codebook_size, dtype=q.dtype, device=q.device)
+            torch.mm(rows, keys_t, out=buf)
+            out[i:i + step] = buf.argmax(dim=1)
+        return out
+
+    def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
+        """Codewords (..., dim) for integer indices of any shape."""
+        return self.codebook[indices.long()]
+
+    def forward(self, mu: torch.Tensor, logvar: torch.Tensor):
+        """``(codewords, indices)`` for (N, dim) inputs (no gradient through the search)."""
+        idx = self.quantize(mu, logvar)
+        return self.dequantize(idx), idx
+
+
+class TDC(nn.Module):
+    """Target divergence constraint: pushes every block's KL (bits) into ``log2 K +- tol``.
+
+    ``loss(kl)`` weights each block's KL by ``lam_max`` above the band, 1 inside
+    and ``lam_min`` below it, times an overall multiplier ``lam``; ``update(kl)``
+    adapts the three multipliers after each optimiser step (design.md section 1).
+    """
+
+    def __init__(self, target_bits: float, tol: float = 0.5, rate: float = 1.01,
+                 lam_init: float = 1.0):
+        super().__init__()
+        self.target = float(target_bits)
+        self.tol = float(tol)
+        self.rate = float(rate)
+        self.register_buffer("lam", torch.tensor(float(lam_init)))
+        self.register_buffer("lam_max", torch.tensor(1.0))
+        self.register_buffer("lam_min", torch.tensor(1.0))
+
+    @property
+    def band(self):
+        return self.target - self.tol, self.target + self.tol
+
+    def weights(self, kl: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.band
+        one = torch.ones_like(kl)
+        return torch.where(kl > hi, self.lam_max * one, torch.where(kl < lo, self.lam_min * one, one))
+
+    def forward(self, kl: torch.Tensor) -> torch.Tensor:
+        return self.lam * (kl * self.weights(kl).detach()).mean()
+
+    @torch.no_grad()
+    def update(self, kl: torch.Tensor) -> None:
+        lo, hi = self.band
+        r = self.rate
+        self.lam_max.mul_(r if kl.max() > hi else 1 / r).clamp_(1.0, 1e3)
+        self.lam_min.mul_(1 / r if kl.min() < lo else r).clamp_(1e-3, 1.0)
+        self.lam.mul_(r if kl.mean() > self.target else 1 / r).clamp_(1e-4, 1e4)
+
+    def stats(self, kl: torch.Tensor) -> dict:
+        lo, hi = self.band
+        kl = kl.detach().float()
+        return {
+            "kl_mean": kl.mean().item(), "kl_min": kl.min().item(), "kl_max": kl.max().item(),
+            "in_band": ((kl >= lo) & (kl <= hi)).float().mean().item(),
+            "lam": self.lam.item(), "lam_max": self.lam_max.item(), "lam_min": self.lam_min.item(),
+        }

@@ -1,0 +1,246 @@
+"""Training of a GQ-VAE with the target divergence constraint.
+
+    loss = lambda * 255^2 * MSE(x, x_hat) + rate_TDC
+
+``rate_TDC`` is the TDC-weighted block KL expressed in bits per pixel.  The
+reconstruction is decoded from a reparameterised posterior sample; with nested
+dropout a random prefix of blocks is kept per sample (the rest are zero), so
+one model learns a whole quality ladder.  Checkpoints hold everything needed to
+resume (model, optimiser, TDC multipliers, step, RNG) and are written
+atomically; ``--init`` warm-starts from shipped weights when no checkpoint is
+found.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .model import STRIDE, GQConfig, GQVAE, psnr
+from .quantizer import TDC
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train"
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
+
+
+@dataclass
+class TrainConfig:
+    data: str = str(DEFAULT_DATA)
+    run_dir: str = "runs/default"
+    steps: int = 1000                 # total steps (resuming continues up to this)
+    batch: int = 8
+    crop: int = 128
+    lr: float = 2e-4
+    lmbda: float = 0.01
+    tol: float = 0.5                  # TDC band half-width in bits
+    tdc_rate: float = 1.01
+    nested: float = 0.5               # probability of a random block prefix per sample
+    holdout: int = 8                  # images held back for validation
+    log_every: int = 50
+    val_every: int = 500
+    ckpt_every: int = 200
+    threads: int = 0                  # 0: torch default
+    device: str = "auto"
+    seed: int = 0
+    init: str = ""                    # weights to warm-start from when no checkpoint exists
+    max_images: int = 0               # 0: all
+    model: dict = field(default_factory=dict)  # GQConfig fields
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"training folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise FileNotFoundError(f"no images in {folder}")
+    return files
+
+
+def load_pack(files: list[Path], min_side: int) -> list[torch.Tensor]:
+    """Decode images to uint8 (3, H, W) tensors; images smaller than ``min_side`` are upscaled."""
+    out = []
+    for p in files:
+        im = Image.open(p).convert("RGB")
+        if min(im.size) < min_side:
+            s = min_side / min(im.size)
+            im = im.resize((max(min_side, round(im.width * s)), max(min_side, round(im.height * s))), Image.BICUBIC)
+        out.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous())
+    return out
+
+
+def random_batch(images: list[torch.Tensor], batch: int, crop: int, gen: random.Random) -> torch.Tensor:
+    crops = []
+    for _ in range(batch):
+        im = images[gen.randrange(len(images))]
+        _, h, w = im.shape
+        y, x = gen.randint(0, h - crop), gen.randint(0, w - crop)
+        c = im[:, y:y + crop, x:x + crop]
+        if gen.random() < 0.5:
+            c = c.flip(2)
+        if gen.random() < 0.5:
+            c = c.flip(1)
+        crops.append(c)
+    return torch.stack(crops).float().div_(255.0)
+
+
+def atomic_save(obj, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def validate(model: GQVAE, images: list[torch.Tensor], device, ladder=None) -> dict:
+    """GQ-quantized PSNR (dB) on held-back images for a few block counts, plus posterior-mean PSNR."""
+    model.eval()
+    B = model.config.blocks
+    ladder = ladder or sorted({max(1, B // 8), max(1, B // 2), B})
+    res = {f"psnr_gq_{n}": [] for n in ladder}
+    res["psnr_mean"] = []
+    usage = torch.zeros(model.config.K, dtype=torch.bool)
+    for im in images:
+        x = im[None].float().div(255).to(device)
+        h, w = x.shape[-2:]
+        x = x[..., : h - h % STRIDE, : w - w % STRIDE]
+        mu, _ = model.posterior(x)
+        res["psnr_mean"].append(psnr(model.g_s(mu).clamp(0, 1), x))
+        idx = model.encode_indices(x, B)
+        usage[idx.flatten().cpu()] = True
+        for n in ladder:
+            res[f"psnr_gq_{n}"].append(psnr(model.decode_indices(idx[:, :n]), x))
+    model.train()
+    out = {k: float(np.mean(v)) for k, v in res.items()}
+    out["codebook_usage"] = usage.float().mean().item()
+    return out
+
+
+def save_checkpoint(path, model, opt, tdc, step, cfg: TrainConfig, gen: random.Random, extra=None):
+    atomic_save({
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "tdc": tdc.state_dict(),
+        "step": step, "model_config": model.config.to_dict(), "train_config": dataclasses.asdict(cfg),
+        "py_rng": gen.getstate(), "torch_rng": torch.get_rng_state(), "extra": extra or {},
+    }, path)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train (or resume) according to ``cfg``; returns the last log record."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run / "ckpt.pt"
+    gen = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
+    mcfg = GQConfig.from_dict(ckpt["model_config"]) if ckpt else GQConfig.from_dict(cfg.model)
+    model = GQVAE(mcfg)
+    tdc = TDC(mcfg.K_bits, tol=cfg.tol, rate=cfg.tdc_rate)
+    start = 0
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        tdc.load_state_dict(ckpt["tdc"])
+    elif cfg.init:
+        from .zoo import load_weights  # local import: zoo depends on safetensors
+
+        init_model = load_weights(cfg.init)
+        if init_model.config != mcfg:
+            raise ValueError(f"--init weights have config {init_model.config}, training asks for {mcfg}")
+        model.load_state_dict(init_model.state_dict())
+    model.to(device).train()
+    tdc.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if ckpt:
+        opt.load_state_dict(ckpt["optimizer"])
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr
+        start = int(ckpt["step"])
+        gen.setstate(ckpt["py_rng"])
+        torch.set_rng_state(ckpt["torch_rng"])
+    del ckpt
+
+    files = list_images(cfg.data)
+    if cfg.max_images:
+        files = files[: cfg.max_images]
+    hold = min(cfg.holdout, max(0, len(files) - 1))
+    train_imgs = load_pack(files[: len(files) - hold], cfg.crop)
+    val_imgs = load_pack(files[len(files) - hold:], STRIDE) if hold else []
+
+    B = mcfg.blocks
+    log_path = run / "log.jsonl"
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start, mininterval=5.0, dynamic_ncols=True)
+    last = {}
+    acc = {"loss": 0.0, "mse": 0.0, "n": 0}
+    kls = []
+    t0 = time.time()
+    for step in range(start + 1, cfg.steps + 1):
+        x = random_batch(train_imgs, cfg.batch, cfg.crop, gen).to(device)
+        keep = None
+        if cfg.nested > 0:
+            rand = torch.randint(1, B + 1, (cfg.batch,), device=device)
+            use = torch.rand(cfg.batch, device=device) < cfg.nested
+            keep = torch.where(use, rand, torch.full_like(rand, B))
+        out = model(x, keep)
+        mse = F.mse_loss(out["x_hat"], x)
+        kl = out["kl"]
+        rate = tdc(kl) * B / STRIDE**2  # bits per pixel scale
+        loss = cfg.lmbda * 255**2 * mse + rate
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tdc.update(kl.detach())
+        acc["loss"] += loss.item()
+        acc["mse"] += mse.item()
+        acc["n"] += 1
+        kls.append(kl.detach().flatten().cpu())
+        if bar:
+            bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            klall = torch.cat(kls)
+            rec = {"step": step, "loss": acc["loss"] / acc["n"],
+                   "psnr_sample": 10 * math.log10(1 / max(acc["mse"] / acc["n"], 1e-12)),
+                   **tdc.stats(klall), "kl_p05": klall.quantile(0.05).item() if klall.numel() < 2**24 else float("nan"),
+                   "kl_p95": klall.quantile(0.95).item() if klall.numel() < 2**24 else float("nan"),
+                   "s_per_step": (time.time() - t0) / acc["n"], "crop": cfg.crop, "lr": cfg.lr}
+            if val_imgs and (step % cfg.val_every == 0 or step == cfg.steps):
+                rec.update({f"val_{k}": v for k, v in validate(model, val_imgs, device).items()})
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            if bar:
+                bar.set_postfix_str(f"psnr {rec['psnr_sample']:.2f} kl {rec['kl_mean']:.1f} [{rec['kl_min']:.1f},{rec['kl_max']:.1f}]")
+            else:
+                print(json.dumps(rec), flush=True)
+            last = rec
+            acc = {"loss": 0.0, "mse": 0.0, "n": 0}
+            kls = []
+            t0 = time.time()
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            save_checkpoint(ckpt_path, model, opt, tdc, step, cfg, gen)
+    if bar:
+        bar.close()
+    return last

@@ -1,0 +1,115 @@
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from gqcodec.quantizer import TDC, GaussianQuantizer, kl_bits
+
+
+def brute_force_scores(mu, logvar, cb, beta=1.0):
+    """The GQ objective log N(c; mu, sigma) - beta log N(c; 0, I), evaluated per element in float64."""
+    mu, logvar, cb = (t.double() for t in (mu, logvar, cb))
+    var = logvar.exp()
+    c = cb[None]  # (1, K, m)
+    log_post = -0.5 * ((c - mu[:, None]) ** 2 / var[:, None] + logvar[:, None] + math.log(2 * math.pi))
+    log_prior = -0.5 * (c ** 2 + math.log(2 * math.pi))
+    return (log_post - beta * log_prior).sum(-1)  # (N, K)
+
+
+@pytest.mark.parametrize("K,m", [(2**4, 1), (2**8, 4), (2**10, 8), (2**12, 16)])
+@pytest.mark.parametrize("sigma_scale", ["tiny", "mixed", "large"])
+@pytest.mark.parametrize("beta", [1.0, 2.0])
+def test_quantize_matches_brute_force(K, m, sigma_scale, beta):
+    g = torch.Generator().manual_seed(K + m)
+    N = 200
+    q = GaussianQuantizer(m, K, seed=11, beta=beta, memory_budget=1 << 14)  # force many chunks
+    mu = torch.randn(N, m, generator=g) * 1.5
+    logvar = {"tiny": torch.full((N, m), -12.0), "large": torch.full((N, m), 3.0),
+              "mixed": torch.empty(N, m).uniform_(-8, 2, generator=g)}[sigma_scale]
+    idx = q.quantize(mu, logvar)
+    assert idx.dtype == torch.int64 and idx.shape == (N,)
+    s = brute_force_scores(mu, logvar, q.codebook, beta)
+    best = s.max(1)
+    chosen = s.gather(1, idx[:, None])[:, 0]
+    # exact up to float32 rounding of the score: the chosen codeword's exact score equals the maximum
+    scale = s.abs().max(1).values.clamp_min(1.0)
+    assert torch.all(best.values - chosen <= 1e-5 * scale)
+    agree = (idx == best.indices).double().mean().item()
+    assert agree >= 0.99
+
+
+def test_dequantize_shapes_and_range():
+    q = GaussianQuantizer(8, 2**10, seed=2)
+    mu, logvar = torch.randn(37, 8), torch.randn(37, 8)
+    codes, idx = q(mu, logvar)
+    assert codes.shape == (37, 8) and codes.dtype == torch.float32
+    assert idx.min() >= 0 and idx.max() < 2**10
+    assert torch.equal(codes, q.codebook[idx])
+    nd = idx.view(1, 37)
+    assert q.dequantize(nd).shape == (1, 37, 8)
+
+
+def test_quantize_recovers_codewords_at_small_sigma():
+    q = GaussianQuantizer(16, 2**12, seed=4)
+    idx = torch.randint(0, 2**12, (500,))
+    mu = q.codebook[idx] + 1e-3 * torch.randn(500, 16)
+    got = q.quantize(mu, torch.full_like(mu, -10.0))
+    assert torch.equal(got, idx)
+
+
+def test_memory_bounded_for_large_problem():
+    """Peak extra memory stays near the chunk budget, far below N*K*4 bytes of a full score matrix."""
+    K, m, N = 2**16, 16, 20000
+    budget = 8 << 20
+    q = GaussianQuantizer(m, K, seed=0, memory_budget=budget)
+    mu, logvar = torch.randn(N, m), torch.zeros(N, m)
+    full = N * K * 4  # 5.2 GB if materialised
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    idx = q.quantize(mu, logvar)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert idx.shape == (N,)
+    assert after - before < 256 << 20 < full
+    assert q.chunk_rows() * K * 4 <= budget
+
+
+def test_kl_bits_formula():
+    mu = torch.tensor([[0.0, 1.0]])
+    logvar = torch.tensor([[0.0, 0.0]])
+    assert kl_bits(mu, logvar).item() == pytest.approx(0.5 / math.log(2))
+    assert kl_bits(torch.zeros(3, 4), torch.zeros(3, 4)).abs().max().item() == 0
+
+
+def test_tdc_drives_toy_blocks_into_band():
+    """Toy problem: blocks whose KL is pulled up by a 'distortion' term and constrained by TDC."""
+    torch.manual_seed(0)
+    nb, m, target = 32, 4, 8.0
+    # per-block parameters: mu (nb, m), logvar (nb, m); distortion wants mu far from 0 and tiny variance
+    mu = torch.nn.Parameter(torch.randn(nb, m) * 0.1)
+    logvar = torch.nn.Parameter(torch.zeros(nb, m))
+    strength = torch.linspace(0.2, 5.0, nb)[:, None]  # heterogeneous pull per block
+    tdc = TDC(target, tol=0.5, rate=1.02)
+    opt = torch.optim.Adam([mu, logvar], lr=0.02, betas=(0.9, 0.9))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 3000, eta_min=1e-4)
+    kl0 = kl_bits(mu, logvar).detach()
+    assert torch.all(kl0 < 1.0)  # starts far below the band
+    for _ in range(3000):
+        kl = kl_bits(mu, logvar)
+        distortion = (strength * ((mu - 6.0) ** 2 + logvar.exp())).sum(1).mean()
+        loss = distortion + tdc(kl)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        tdc.update(kl.detach())
+    kl = kl_bits(mu, logvar).detach()
+    lo, hi = tdc.band
+    # TDC holds blocks at the band edges (the weights jump there), so allow 0.1 bit of overshoot
+    assert torch.all(kl >= lo - 0.1) and torch.all(kl <= hi + 0.1), kl
+    assert lo <= kl.mean().item() <= hi
+    # without TDC the same pull sends the KL far above the band
+    free = kl_bits(torch.full((1, m), 6.0), torch.full((1, m), -5.0)).item()
+    assert free > hi + 50
