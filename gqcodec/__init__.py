@@ -1,2 +1,28 @@
-"""gqcodec: a lossy neural image codec built on Gaussian Quant."""
+"""gqcodec: a lossy neural image codec built on Gaussian Quant.
+
+``compress(image, quality=None, mode="range") -> bytes``, ``decompress(data) -> PIL.Image``,
+``info(data) -> bitstream.Header`` and ``load(name=None, quality=None, device="cpu") -> Codec``.
+Importing the package is cheap: torch is imported on first use of the codec.
+"""
 __version__ = "0.1.0"
+
+_LAZY = {"compress", "decompress", "load", "Codec", "CodecError"}
+
+
+def info(data: bytes):
+    """The parsed header (``bitstream.Header``) of .gqc bytes; needs no model and no torch."""
+    import bitstream
+
+    return bitstream.read_header(data)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import codec
+
+        return getattr(codec, name)
+    raise AttributeError(f"module 'gqcodec' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,16 +1,234 @@
-"""The ``gqcodec`` command line."""
+"""The ``gqcodec`` command line.
+
+Every user error ends with one line on stderr and a non-zero exit status;
+outputs are written to a temporary file beside the target and renamed, and an
+existing file is only replaced with ``--force``.
+"""
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 import click
 
+import bitstream
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXAMPLES = """
+\b
+Examples:
+  gqcodec compress photo.png photo.gqc            # default quality, range coded
+  gqcodec compress -q 2 photo.jpg small.gqc --force
+  gqcodec decompress photo.gqc photo_out.png      # output format from the extension
+  gqcodec info photo.gqc                           # header fields, bpp, model
+  gqcodec models                                   # the quality ladder
+  cat photo.png | gqcodec compress - - > photo.gqc
+"""
+
+
+class UserError(click.ClickException):
+    """One line on stderr, exit status 1."""
+
+    def show(self, file=None):
+        click.echo(f"gqcodec: error: {self.format_message()}", err=True)
+
+
+def read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{path} is a directory")
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def check_output(path: str, force: bool) -> None:
+    """Refuse early (before any work) when the output cannot or must not be written."""
+    if path == "-":
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{path} is a directory; give an output file name")
+    if p.exists() and not force:
+        raise UserError(f"{path} exists; use --force to overwrite it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"output folder {parent} is not writable")
+
+
+def write_atomic(path: str, data: bytes, force: bool) -> None:
+    """Write ``data`` to ``path`` via a temporary file + rename (``-``: stdout)."""
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    check_output(path, force)
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=str(p.parent if str(p.parent) else "."), prefix=f".{p.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if p.exists() and not force:  # appeared while we worked
+            raise UserError(f"{path} exists; use --force to overwrite it")
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    except OSError as e:  # pragma: no cover - disk full etc.
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def image_format_for(path: str, fmt: str | None) -> str:
+    from PIL import Image
+
+    if fmt:
+        return fmt.upper()
+    if path == "-":
+        return "PNG"
+    ext = Path(path).suffix.lower()
+    formats = Image.registered_extensions()
+    if ext not in formats or formats[ext] not in Image.SAVE:
+        raise UserError(f"cannot tell an image format from '{ext or path}'; use an extension like .png, .jpg, .webp or --format")
+    return formats[ext]
+
+
+class SafeGroup(click.Group):
+    """Turns every failure of a subcommand into one ``gqcodec: error: ...`` line (exit 1)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.exceptions.Abort() from None
+        except Exception as e:  # noqa: BLE001
+            if os.environ.get("GQCODEC_DEBUG"):
+                raise
+            raise UserError(_describe(e)) from None
+
+
+@click.group(cls=SafeGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
 @click.version_option(package_name="gqcodec")
 def main():
-    """gqcodec: Gaussian-Quant neural image codec."""
+    """gqcodec: a lossy neural image codec built on Gaussian Quant.
+
+    Images become .gqc files: a small versioned header plus one codebook index
+    per latent block, range coded with the model's index prior (or raw
+    bit-packed).
+    """
+
+
+@main.command(epilog=EXAMPLES)
+@click.argument("src")
+@click.argument("dst")
+@click.option("-q", "--quality", type=int, default=None, help="quality level (see `gqcodec models`)")
+@click.option("--range", "mode", flag_value="range", default=True, help="range-code the indices (default)")
+@click.option("--raw", "mode", flag_value="raw", help="bit-pack the indices at log2 K bits each")
+@click.option("--model", default=None, help="model name (default: the shipped default)")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")
+@click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
+def compress(src, dst, quality, mode, model, device, force):
+    """Compress image SRC (png, jpg, webp, ...; - for stdin) to DST (.gqc; - for stdout)."""
+    from .codec import load
+    from .imageio import open_image
+
+    check_output(dst, force)
+    raw = read_input(src)
+    image = open_image(raw) if src == "-" else open_image(src)
+    codec = load(model, device=device)
+    data = codec.compress(image, quality=quality, mode=mode)
+    write_atomic(dst, data, force)
+    if dst != "-":
+        h = bitstream.read_header(data)
+        click.echo(f"{src} -> {dst}: {h.width}x{h.height}, {len(data)} bytes, "
+                   f"{len(data) * 8 / (h.width * h.height):.4f} bpp (model {h.model_id}, quality {h.quality}, {h.coding})",
+                   err=True)
+
+
+@main.command(epilog=EXAMPLES)
+@click.argument("src")
+@click.argument("dst")
+@click.option("--format", "fmt", default=None, help="output image format (default: from DST's extension; PNG for stdout)")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
+def decompress(src, dst, fmt, device, force):
+    """Decompress SRC (.gqc; - for stdin) to image DST (format from its extension; - for stdout)."""
+    from .codec import load
+    from . import zoo
+
+    check_output(dst, force)
+    fmt = image_format_for(dst, fmt)
+    data = read_input(src)
+    header = bitstream.read_header(data)
+    if header.model_id not in zoo.model_names():
+        raise UserError(f"{src} was made by model '{header.model_id}', which is not installed "
+                        f"(installed: {', '.join(zoo.model_names()) or 'none'})")
+    img = load(header.model_id, device=device).decompress(data)
+    buf = io.BytesIO()
+    try:
+        img.save(buf, format=fmt)
+    except (KeyError, OSError, ValueError) as e:
+        raise UserError(f"cannot write {img.mode} image as {fmt}: {e}") from None
+    write_atomic(dst, buf.getvalue(), force)
+
+
+@main.command()
+@click.argument("src")
+@click.option("--json", "as_json", is_flag=True, help="print the header as JSON")
+def info(src, as_json):
+    """Print the header of a .gqc file (no model needed)."""
+    data = read_input(src)
+    header = bitstream.read_header(data)
+    d = header.to_dict()
+    d["file_bytes"] = len(data)
+    d["bpp"] = len(data) * 8 / (header.width * header.height)
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    width = max(len(k) for k in d)
+    for k, v in d.items():
+        click.echo(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print the registry as JSON")
+def models(as_json):
+    """List the shipped models and their quality ladders (Kodak bpp / PSNR)."""
+    from . import zoo
+
+    reg = zoo.registry()
+    if as_json:
+        click.echo(json.dumps(reg, indent=2))
+        return
+    if not reg["models"]:
+        raise UserError("no model is installed")
+    for name in zoo.model_names():
+        e = zoo.entry(name)
+        star = " (default)" if name == reg.get("default") else ""
+        click.echo(f"{name}{star}: {e.get('description', '')}")
+        kodak = {int(r["quality"]): r for r in e.get("kodak", [])}
+        click.echo(f"  {'quality':>7} {'blocks':>6} {'raw bpp':>8} {'Kodak bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}")
+        for q, n in sorted((int(q), n) for q, n in e["ladder"].items()):
+            r = kodak.get(q, {})
+            fmt = lambda k, f: (f % r[k]) if k in r else "-"
+            click.echo(f"  {q:>7} {n:>6} {n * e.get('K_bits', 16) / 256:>8.4f} {fmt('bpp', '%.4f'):>9} "
+                       f"{fmt('psnr-rgb', '%.2f'):>8} {fmt('ms-ssim-rgb', '%.4f'):>8}")
 
 
 @main.command()
@@ -21,6 +239,8 @@ def main():
 @click.option("--crop", default=128, show_default=True, type=int)
 @click.option("--lr", default=2e-4, show_default=True, type=float)
 @click.option("--lmbda", default=0.01, show_default=True, type=float, help="distortion weight (on 255^2 MSE)")
+@click.option("--tdc-max", default=1e5, show_default=True, type=float, help="cap of the TDC above-band multiplier")
+@click.option("--tdc-quantile", default=0.99, show_default=True, type=float, help="KL quantile the TDC multipliers adapt on (1.0: max/min as in the reference)")
 @click.option("--nested", default=0.5, show_default=True, type=float, help="probability of nested block dropout")
 @click.option("--threads", default=0, type=int, help="torch CPU threads (0: default)")
 @click.option("--device", default="auto", show_default=True)
@@ -31,7 +251,7 @@ def main():
 @click.option("--ckpt-every", default=200, type=int, show_default=True)
 @click.option("--max-images", default=0, type=int, help="use only the first N images (0: all)")
 @click.option("--no-progress", is_flag=True, help="print JSON log lines instead of a progress bar")
-def train(run_dir, data, steps, batch, crop, lr, lmbda, nested, threads, device, init, model_config,
+def train(run_dir, data, steps, batch, crop, lr, lmbda, tdc_max, tdc_quantile, nested, threads, device, init, model_config,
           log_every, val_every, ckpt_every, max_images, no_progress):
     """Train (or resume) a GQ-VAE with TDC.
 
@@ -41,13 +261,49 @@ def train(run_dir, data, steps, batch, crop, lr, lmbda, nested, threads, device,
     """
     from .train import DEFAULT_DATA, TrainConfig, train as run_train
 
+    try:
+        mcfg = json.loads(model_config)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--model-config is not JSON: {e}") from None
     cfg = TrainConfig(data=data or str(DEFAULT_DATA), run_dir=run_dir, steps=steps, batch=batch, crop=crop,
-                      lr=lr, lmbda=lmbda, nested=nested, threads=threads, device=device, init=init,
-                      model=json.loads(model_config), log_every=log_every, val_every=val_every,
+                      lr=lr, lmbda=lmbda, tdc_max=tdc_max, tdc_quantile=tdc_quantile, nested=nested, threads=threads, device=device, init=init,
+                      model=mcfg, log_every=log_every, val_every=val_every,
                       ckpt_every=ckpt_every, max_images=max_images)
     last = run_train(cfg, progress=not no_progress)
     click.echo(json.dumps(last))
 
 
-if __name__ == "__main__":
+def _register_optional():
+    try:
+        from . import cli_eval
+    except ImportError:  # pragma: no cover - evaluation extras missing
+        return
+    for name in dir(cli_eval):
+        obj = getattr(cli_eval, name)
+        if isinstance(obj, click.Command) and obj.name not in main.commands:
+            main.add_command(obj)
+
+
+_register_optional()
+
+
+def run():
+    """Console entry point."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
     main()
+
+
+def _describe(e: Exception) -> str:
+    msg = str(e) or e.__class__.__name__
+    known = ("FormatError", "CodecError", "ImageInputError", "UnknownModelError")
+    if e.__class__.__name__ in known:
+        return msg
+    if isinstance(e, OSError):
+        return f"{e.strerror or msg}{': ' + e.filename if getattr(e, 'filename', None) else ''}"
+    return f"{e.__class__.__name__}: {msg} (set GQCODEC_DEBUG=1 for a traceback)"
+
+
+if __name__ == "__main__":
+    run()

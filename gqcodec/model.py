@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from compressai.layers import GDN
+from .layers import GDN
 from torch import nn
 
 from .quantizer import GaussianQuantizer, kl_bits

@@ -44,6 +44,9 @@ class TrainConfig:
     lmbda: float = 0.01
     tol: float = 0.5                  # TDC band half-width in bits
     tdc_rate: float = 1.01
+    tdc_max: float = 1e5              # cap of the above-band multiplier (reference 1e3)
+    tdc_quantile: float = 0.99        # adapt lam_max/lam_min on this KL quantile (reference: 1.0 = max/min)
+    tdc_groups: bool = True           # one set of TDC multipliers per block group
     nested: float = 0.5               # probability of a random block prefix per sample
     holdout: int = 8                  # images held back for validation
     log_every: int = 50
@@ -133,6 +136,13 @@ def validate(model: GQVAE, images: list[torch.Tensor], device, ladder=None) -> d
     return out
 
 
+def kl_quantiles(kl: torch.Tensor) -> dict:
+    flat = kl.flatten()
+    if flat.numel() > 1 << 20:
+        flat = flat[:: flat.numel() // (1 << 20) + 1]
+    return {"kl_p05": flat.quantile(0.05).item(), "kl_p95": flat.quantile(0.95).item()}
+
+
 def save_checkpoint(path, model, opt, tdc, step, cfg: TrainConfig, gen: random.Random, extra=None):
     atomic_save({
         "model": model.state_dict(), "optimizer": opt.state_dict(), "tdc": tdc.state_dict(),
@@ -155,11 +165,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
     mcfg = GQConfig.from_dict(ckpt["model_config"]) if ckpt else GQConfig.from_dict(cfg.model)
     model = GQVAE(mcfg)
-    tdc = TDC(mcfg.K_bits, tol=cfg.tol, rate=cfg.tdc_rate)
+    tdc = TDC(mcfg.K_bits, tol=cfg.tol, rate=cfg.tdc_rate, lam_max_cap=cfg.tdc_max,
+              quantile=cfg.tdc_quantile, groups=mcfg.blocks if cfg.tdc_groups else 1)
     start = 0
     if ckpt:
         model.load_state_dict(ckpt["model"])
-        tdc.load_state_dict(ckpt["tdc"])
+        if all(v.shape == tdc.state_dict()[k].shape for k, v in ckpt["tdc"].items()):
+            tdc.load_state_dict(ckpt["tdc"])
+        else:
+            print("checkpoint's TDC multipliers have another shape: starting them afresh", flush=True)
     elif cfg.init:
         from .zoo import load_weights  # local import: zoo depends on safetensors
 
@@ -217,15 +231,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         acc["loss"] += loss.item()
         acc["mse"] += mse.item()
         acc["n"] += 1
-        kls.append(kl.detach().flatten().cpu())
+        kls.append(kl.detach().cpu())
         if bar:
             bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            klall = torch.cat(kls)
+            klall = torch.cat([k.transpose(0, 1).reshape(k.shape[1], -1) for k in kls], 1)  # (groups, n)
             rec = {"step": step, "loss": acc["loss"] / acc["n"],
                    "psnr_sample": 10 * math.log10(1 / max(acc["mse"] / acc["n"], 1e-12)),
-                   **tdc.stats(klall), "kl_p05": klall.quantile(0.05).item() if klall.numel() < 2**24 else float("nan"),
-                   "kl_p95": klall.quantile(0.95).item() if klall.numel() < 2**24 else float("nan"),
+                   **tdc.stats(klall.t()), **kl_quantiles(klall),
                    "s_per_step": (time.time() - t0) / acc["n"], "crop": cfg.crop, "lr": cfg.lr}
             if val_imgs and (step % cfg.val_every == 0 or step == cfg.steps):
                 rec.update({f"val_{k}": v for k, v in validate(model, val_imgs, device).items()})

@@ -18,12 +18,20 @@ from safetensors import safe_open
 
 from .model import GQConfig, GQVAE
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+import os
+
+# GQCODEC_WEIGHTS_DIR points the registry at another folder of models (same layout)
+WEIGHTS_DIR = Path(os.environ.get("GQCODEC_WEIGHTS_DIR") or Path(__file__).resolve().parent / "weights")
 
 
 def export_weights(model: GQVAE, path: str | Path, extra: dict | None = None) -> None:
-    """Write the model as fp16 safetensors with its config in the metadata."""
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    """Write the model as safetensors with its config in the metadata.
+
+    Convolution kernels are stored as fp16; GDN parameters and biases (tiny
+    values near the reparameterisation pedestal) stay fp32.
+    """
+    state = {k: (v.detach().to(torch.float16) if v.dim() == 4 else v.detach().float()).contiguous()
+             for k, v in model.state_dict().items()}
     meta = {"config": json.dumps(model.config.to_dict()), "format": "gqcodec-weights-v1"}
     if extra:
         meta["extra"] = json.dumps(extra)
@@ -49,9 +57,106 @@ def load_weights(path: str | Path, device: str = "cpu") -> GQVAE:
     return model.to(device).eval()
 
 
+def weights_digest(path: str | Path) -> str:
+    """SHA-256 over a weights file's content: config and tensors in name order.
+
+    (The file bytes themselves are not stable: safetensors writes metadata in
+    hash-map order.)
+    """
+    meta = read_metadata(path)
+    h = hashlib.sha256(json.dumps(json.loads(meta.get("config", "{}")), sort_keys=True).encode())
+    for k, v in sorted(load_file(str(path)).items()):
+        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
+        h.update(v.contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.hexdigest()
+
+
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# -- registry ----------------------------------------------------------------
+REGISTRY_FILE = WEIGHTS_DIR / "registry.json"  # noqa: E305
+_cache: dict = {}
+
+
+class UnknownModelError(ValueError):
+    """The requested (or the file's) model is not installed."""
+
+
+def registry() -> dict:
+    """The shipped registry: ``{"default": name, "models": {name: entry}}``."""
+    if "registry" not in _cache:
+        if not REGISTRY_FILE.exists():
+            _cache["registry"] = {"default": None, "models": {}}
+        else:
+            _cache["registry"] = json.loads(REGISTRY_FILE.read_text())
+    return _cache["registry"]
+
+
+def model_names() -> list[str]:
+    return sorted(registry()["models"])
+
+
+def default_name() -> str:
+    name = registry().get("default")
+    if not name:
+        raise UnknownModelError("no model is installed (gqcodec/weights/registry.json is empty)")
+    return name
+
+
+def entry(name: str | None = None) -> dict:
+    """Registry entry of a model (the default model when ``name`` is None)."""
+    name = name or default_name()
+    models = registry()["models"]
+    if name not in models:
+        raise UnknownModelError(f"unknown model '{name}' (installed: {', '.join(sorted(models)) or 'none'})")
+    e = dict(models[name])
+    e["name"] = name
+    return e
+
+
+def load_model(name: str | None = None, device: str = "cpu") -> GQVAE:
+    e = entry(name)
+    key = ("model", e["name"], str(device))
+    if key not in _cache:
+        model = load_weights(WEIGHTS_DIR / e["weights"], device=device)
+        if "beta" in e:
+            model.quantizer.beta = float(e["beta"])
+        _cache[key] = model
+    return _cache[key]
+
+
+def load_prior(name: str | None = None):
+    """The model's range-coding index prior (``bitstream.Prior``) or None."""
+    e = entry(name)
+    if not e.get("prior"):
+        return None
+    key = ("prior", e["name"])
+    if key not in _cache:
+        from bitstream import Prior
+
+        _cache[key] = Prior.load(WEIGHTS_DIR / e["prior"])
+    return _cache[key]
+
+
+def model_hash(name: str | None = None) -> bytes:
+    """8-byte id of (weights, codebook, prior) written into every .gqc header."""
+    e = entry(name)
+    key = ("hash", e["name"])
+    if key not in _cache:
+        from .codebook import codebook_hash
+
+        cfg = GQConfig.from_dict(json.loads(read_metadata(WEIGHTS_DIR / e["weights"])["config"]))
+        h = hashlib.sha256()
+        h.update(weights_digest(WEIGHTS_DIR / e["weights"]).encode())
+        h.update(codebook_hash(cfg.seed, cfg.K, cfg.m).encode())
+        prior = load_prior(e["name"])
+        h.update(prior.sha256().encode() if prior is not None else b"no-prior")
+        h.update(repr(float(e.get("beta", cfg.beta))).encode())
+        _cache[key] = h.digest()[:8]
+    return _cache[key]

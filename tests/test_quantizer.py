@@ -113,3 +113,37 @@ def test_tdc_drives_toy_blocks_into_band():
     # without TDC the same pull sends the KL far above the band
     free = kl_bits(torch.full((1, m), 6.0), torch.full((1, m), -5.0)).item()
     assert free > hi + 50
+
+
+def test_tdc_groups_and_quantile_balance_heterogeneous_groups():
+    """Groups with very different value per bit (as under nested dropout) all end in the band
+    when each group has its own multipliers; a shared multiplier set cannot do that."""
+    torch.manual_seed(0)
+    G, n, m, target = 4, 64, 4, 8.0
+    strength = torch.tensor([20.0, 2.0, 0.5, 0.2])[:, None, None]
+
+    def run(groups):
+        mu = torch.nn.Parameter(torch.randn(n, G, m) * 0.1)
+        logvar = torch.nn.Parameter(torch.zeros(n, G, m))
+        tdc = TDC(target, tol=0.5, rate=1.02, lam_max_cap=1e5, quantile=0.95, groups=groups)
+        opt = torch.optim.Adam([mu, logvar], lr=0.02, betas=(0.9, 0.9))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 3000, eta_min=1e-4)
+        for _ in range(3000):
+            kl = kl_bits(mu, logvar)  # (n, G)
+            distortion = (strength.transpose(0, 1) * ((mu - 6.0) ** 2 + logvar.exp())).sum(-1).mean()
+            loss = distortion + tdc(kl)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tdc.update(kl.detach())
+        return kl_bits(mu, logvar).detach(), tdc
+
+    kl, tdc = run(G)
+    lo, hi = tdc.band
+    means = kl.mean(0)
+    assert torch.all((means >= lo - 0.1) & (means <= hi + 0.1)), means
+    assert tdc.lam.shape == (G,)
+    shared, _ = run(1)
+    spread_shared = (shared.mean(0).max() - shared.mean(0).min()).item()
+    assert spread_shared > (means.max() - means.min()).item()

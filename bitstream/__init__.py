@@ -1,0 +1,18 @@
+"""The versioned .gqc bitstream of gqcodec (specified in ``docs/bitstream.md``).
+
+Imports numpy only (constriction is loaded on first range-coding use, torch
+never), so header parsing is instant::
+
+    >>> import bitstream
+    >>> h = bitstream.read_header(data)          # Header (validated, CRC checked)
+    >>> h, idx = bitstream.unpack(data, prior)   # idx: int64 (n_blocks, latent_h, latent_w)
+    >>> data = bitstream.pack(h, idx, prior)     # coding from h.coding ("raw" | "range")
+
+Every malformed input raises :class:`FormatError` (a ValueError).
+"""
+from .container import pack, unpack
+from .header import HEADER_SIZE, MAGIC, VERSION, FormatError, Header, crc32, read_header
+from .prior import Prior
+
+__all__ = ["FormatError", "HEADER_SIZE", "Header", "MAGIC", "Prior", "VERSION", "crc32", "pack", "read_header",
+           "unpack"]

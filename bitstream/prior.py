@@ -1,0 +1,209 @@
+"""Integer index priors for range coding and their exact 24-bit quantisation.
+
+A :class:`Prior` holds ``T`` frequency tables over the ``K`` indices (a
+``(T, K)`` uint32 array, every entry >= 1).  Block ``b`` of a file (along the
+``n_blocks`` axis) is coded with table ``b`` when ``T > 1`` and with table 0
+when ``T == 1``.
+
+The range coder works with 24-bit probabilities.  Each table row ``f`` (total
+``F``) is turned into integer weights ``w`` (every ``w[i] >= 1``, ``sum(w) ==
+2**24``) by exact integer arithmetic (:func:`quantize`)::
+
+    R = 2**24 - K
+    c[i] = floor(R * (f[0] + ... + f[i-1]) / F) + i        (c[0] = 0, c[K] = 2**24)
+    w[i] = c[i+1] - c[i]
+
+which is constriction's "leaky" quantisation evaluated without floating point
+rounding.  The weights, not the raw frequencies, define the code.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import struct
+import zipfile
+
+import numpy as np
+
+from .header import MAX_BLOCKS, MAX_RANGE_K_BITS, FormatError
+
+PRECISION = 24
+MAX_ROW_TOTAL = (1 << 32) - 1
+FORMAT_TAG = "gqcodec-prior-v1"
+
+
+def quantize(freqs: np.ndarray) -> np.ndarray:
+    """Exact 24-bit weights ``(T, K)`` int64 of validated frequency tables (see module docstring)."""
+    f = np.asarray(freqs, dtype=np.int64)
+    T, K = f.shape
+    R = (1 << PRECISION) - K
+    F = f.sum(axis=1, keepdims=True)
+    # cumulative totals < 2**32 and R < 2**24: the products stay below 2**56, exact in int64
+    c_next = (np.cumsum(f, axis=1) * R) // F + np.arange(1, K + 1, dtype=np.int64)
+    c = np.concatenate([np.zeros((T, 1), dtype=np.int64), c_next], axis=1)
+    return np.diff(c, axis=1)
+
+
+class Prior:
+    """``T`` positive integer frequency tables over ``K`` indices (see the module docstring)."""
+
+    def __init__(self, freqs):
+        a = np.asarray(freqs)
+        if a.ndim == 1:
+            a = a[None, :]
+        if a.ndim != 2:
+            raise ValueError(f"prior tables must be a 2-D (T, K) array, got shape {a.shape}")
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"prior tables must be integers, got dtype {a.dtype}")
+        T, K = a.shape
+        if not 1 <= T <= MAX_BLOCKS:
+            raise ValueError(f"prior must have 1..{MAX_BLOCKS} tables, got {T}")
+        if not 2 <= K <= 1 << MAX_RANGE_K_BITS:
+            raise ValueError(f"prior tables must have 2..2**{MAX_RANGE_K_BITS} entries, got {K}")
+        if a.min() < 1:
+            raise ValueError("prior table entries must all be >= 1 (every index needs a nonzero probability)")
+        if int(a.max()) > MAX_ROW_TOTAL:
+            raise ValueError("prior table entries must fit in uint32")
+        freqs = np.ascontiguousarray(a, dtype=np.uint32)
+        if int(freqs.sum(axis=1, dtype=np.uint64).max()) > MAX_ROW_TOTAL:
+            raise ValueError(f"each prior table's total must be <= 2**32 - 1 "
+                             f"(use Prior.from_counts to rescale histograms)")
+        freqs.setflags(write=False)
+        self.freqs = freqs
+        self._weights = None
+        self._min_bits = None
+        self._models: dict = {}
+        self._sha = None
+
+    # -- constructors -------------------------------------------------------
+    @classmethod
+    def uniform(cls, K: int, T: int = 1) -> "Prior":
+        """All-ones tables: quantises to exactly ``2**24 / K`` per index when K is a power of two."""
+        return cls(np.ones((T, int(K)), dtype=np.uint32))
+
+    @classmethod
+    def from_counts(cls, counts, smoothing: float = 1.0) -> "Prior":
+        """Positive tables from index histograms ``counts`` ((T, K) or (K,), non-negative).
+
+        Rule: ``x = counts + smoothing`` (add-constant smoothing, ``smoothing > 0``),
+        then every row is rescaled to a total of 2**24 (the coder's precision):
+        ``f = max(1, rint(x * 2**24 / sum(x)))`` (round half to even).  Row totals
+        are therefore 2**24 within +-K/2, far below the 2**32 limit.
+        """
+        c = np.asarray(counts, dtype=np.float64)
+        if c.ndim == 1:
+            c = c[None, :]
+        if c.ndim != 2 or c.shape[1] < 2:
+            raise ValueError(f"counts must be a (T, K) or (K,) array with K >= 2, got shape {np.shape(counts)}")
+        if not np.all(np.isfinite(c)) or c.min() < 0:
+            raise ValueError("counts must be finite and non-negative")
+        smoothing = float(smoothing)
+        if not (math.isfinite(smoothing) and smoothing > 0):
+            raise ValueError(f"smoothing must be a positive number, got {smoothing}")
+        x = c + smoothing
+        f = np.rint(x * float(1 << PRECISION) / x.sum(axis=1, keepdims=True))
+        return cls(np.maximum(f, 1).astype(np.uint32))
+
+    # -- properties ---------------------------------------------------------
+    @property
+    def T(self) -> int:
+        return self.freqs.shape[0]
+
+    @property
+    def K(self) -> int:
+        return self.freqs.shape[1]
+
+    def __repr__(self) -> str:
+        return f"Prior(T={self.T}, K={self.K}, sha256={self.sha256()[:16]})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Prior) and np.array_equal(self.freqs, other.freqs)
+
+    __hash__ = None
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of ``b"<u4" + u32le(T) + u32le(K) + freqs as little-endian uint32 (row-major)``."""
+        if self._sha is None:
+            h = hashlib.sha256(b"<u4")
+            h.update(struct.pack("<II", self.T, self.K))
+            h.update(self.freqs.astype("<u4", copy=False).tobytes())
+            self._sha = h.hexdigest()
+        return self._sha
+
+    @property
+    def prior_id(self) -> bytes:
+        """The 8 bytes written into headers of files coded with this prior (first bytes of :meth:`sha256`)."""
+        return bytes.fromhex(self.sha256()[:16])
+
+    def weights(self) -> np.ndarray:
+        """The exact 24-bit coder weights ``(T, K)`` int64 (each row sums to 2**24)."""
+        if self._weights is None:
+            w = quantize(self.freqs)
+            w.setflags(write=False)
+            self._weights = w
+        return self._weights
+
+    def table_index(self, block: int) -> int:
+        return block if self.T > 1 else 0
+
+    def check_blocks(self, n_blocks: int, err: type = ValueError) -> None:
+        if self.T > 1 and self.T < n_blocks:
+            raise err(f"prior mismatch: prior has {self.T} tables but {n_blocks} blocks are coded "
+                      "(a multi-table prior needs one table per block)")
+
+    def min_bits(self) -> np.ndarray:
+        """(T,) float64: the fewest bits any symbol costs under each table, ``24 - log2(max w)``."""
+        if self._min_bits is None:
+            self._min_bits = PRECISION - np.log2(self.weights().max(axis=1).astype(np.float64))
+        return self._min_bits
+
+    def bits(self, indices) -> float:
+        """Ideal code length in bits of ``indices`` (n_blocks, h, w) under the 24-bit weights."""
+        idx = np.asarray(indices)
+        self.check_blocks(idx.shape[0])
+        logw = np.log2(self.weights().astype(np.float64))
+        total = 0.0
+        for b in range(idx.shape[0]):
+            total += float(np.sum(PRECISION - logw[self.table_index(b)][idx[b].ravel()]))
+        return total
+
+    def model(self, t: int):
+        """The constriction Categorical model of table ``t`` (cached)."""
+        mdl = self._models.get(t)
+        if mdl is None:
+            from .rangecoder import categorical_from_weights
+
+            mdl = categorical_from_weights(self.weights()[t])
+            self._models[t] = mdl
+        return mdl
+
+    # -- files ----------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write an .npz with ``freqs`` (uint32 (T, K)) and ``format`` = 'gqcodec-prior-v1' (exact path)."""
+        buf = io.BytesIO()
+        np.savez(buf, freqs=self.freqs.astype("<u4"), format=np.array(FORMAT_TAG))
+        tmp = f"{os.fspath(path)}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "Prior":
+        """Read a file written by :meth:`save`; malformed files raise FormatError."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "freqs" not in z.files:
+                    raise FormatError(f"{path}: not a prior file (no 'freqs' array)")
+                if "format" in z.files and str(z["format"]) != FORMAT_TAG:
+                    raise FormatError(f"{path}: unsupported prior format {str(z['format'])!r}")
+                freqs = z["freqs"]
+        except (FormatError, FileNotFoundError):
+            raise
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            raise FormatError(f"{path}: cannot read prior file: {e}") from None
+        try:
+            return cls(freqs)
+        except ValueError as e:
+            raise FormatError(f"{path}: invalid prior tables: {e}") from None

@@ -1,0 +1,196 @@
+"""The codec API: images <-> .gqc bytes with a shipped GQ-VAE.
+
+    >>> import gqcodec
+    >>> data = gqcodec.compress("photo.png", quality=4)
+    >>> img = gqcodec.decompress(data)            # PIL.Image
+    >>> codec = gqcodec.load(device="cpu")         # keeps the model loaded
+    >>> codec.compress(img, quality=2, mode="raw")
+
+Large images are processed in tiles whose margins cover the transforms'
+receptive field, so the result equals a whole-image pass (no seams) while
+memory stays bounded by the tile size.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+from PIL import Image
+
+import bitstream
+from bitstream import FormatError, Header
+
+from . import zoo
+from .imageio import normalize, open_image
+from .model import STRIDE, GQVAE, pad_to_stride
+
+TILE = 1024          # pixels per tile side (multiple of STRIDE)
+ENC_MARGIN = 64      # pixels of context around an encoder tile (receptive field radius is 30)
+DEC_MARGIN = 4       # latents of context around a decoder tile (receptive field radius < 2)
+MODES = ("raw", "range")
+
+
+class CodecError(ValueError):
+    """A request the codec cannot serve (unknown quality, wrong model, ...)."""
+
+
+class Codec:
+    """A loaded model with its quality ladder, index prior and header identity."""
+
+    def __init__(self, name: str | None = None, device: str = "cpu", tile: int = TILE):
+        e = zoo.entry(name)
+        self.name = e["name"]
+        self.entry = e
+        self.device = torch.device(device)
+        self.model: GQVAE = zoo.load_model(self.name, device=str(self.device))
+        self.prior = zoo.load_prior(self.name)
+        self.hash = zoo.model_hash(self.name)
+        self.ladder = {int(q): int(n) for q, n in e["ladder"].items()}
+        self.default_quality = int(e.get("default_quality", sorted(self.ladder)[len(self.ladder) // 2]))
+        if tile % STRIDE or tile < STRIDE:
+            raise ValueError(f"tile must be a positive multiple of {STRIDE}")
+        self.tile = tile
+        self._lock = threading.Lock()
+
+    @property
+    def qualities(self) -> list[int]:
+        return sorted(self.ladder)
+
+    def n_blocks(self, quality: int | None) -> int:
+        q = self.default_quality if quality is None else int(quality)
+        if q not in self.ladder:
+            raise CodecError(f"quality {q} not available for model {self.name} (choose from {self.qualities})")
+        return self.ladder[q]
+
+    # -- transforms in tiles -------------------------------------------------
+    @torch.inference_mode()
+    def encode_array(self, rgb: np.ndarray, n_blocks: int) -> np.ndarray:
+        """HxWx3 uint8 -> indices (n_blocks, ceil(H/16), ceil(W/16)) int64."""
+        m = self.model
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255)
+        x = pad_to_stride(x)
+        H, W = x.shape[-2:]
+        out = np.empty((n_blocks, H // STRIDE, W // STRIDE), dtype=np.int64)
+        t, mg = self.tile, ENC_MARGIN
+        for y0 in range(0, H, t):
+            for x0 in range(0, W, t):
+                y1, x1 = min(H, y0 + t), min(W, x0 + t)
+                ya, xa = max(0, y0 - mg), max(0, x0 - mg)
+                yb, xb = min(H, y1 + mg), min(W, x1 + mg)
+                mu, logvar = m.posterior(x[..., ya:yb, xa:xb].to(self.device))
+                oy, ox = (y0 - ya) // STRIDE, (x0 - xa) // STRIDE
+                th, tw = (y1 - y0) // STRIDE, (x1 - x0) // STRIDE
+                mu = mu[..., oy:oy + th, ox:ox + tw]
+                logvar = logvar[..., oy:oy + th, ox:ox + tw]
+                idx = m.quantizer.quantize(m.to_rows(mu, n_blocks), m.to_rows(logvar, n_blocks))
+                out[:, y0 // STRIDE:y1 // STRIDE, x0 // STRIDE:x1 // STRIDE] = \
+                    idx.view(n_blocks, th, tw).cpu().numpy()
+        return out
+
+    @torch.inference_mode()
+    def decode_array(self, indices: np.ndarray, height: int, width: int) -> np.ndarray:
+        """indices (n, h, w) -> HxWx3 uint8 (cropped to height x width)."""
+        m = self.model
+        n, lh, lw = indices.shape
+        idx = torch.from_numpy(indices.astype(np.int64))
+        out = np.empty((lh * STRIDE, lw * STRIDE, 3), dtype=np.uint8)
+        t, mg = self.tile // STRIDE, DEC_MARGIN
+        for y0 in range(0, lh, t):
+            for x0 in range(0, lw, t):
+                y1, x1 = min(lh, y0 + t), min(lw, x0 + t)
+                ya, xa = max(0, y0 - mg), max(0, x0 - mg)
+                yb, xb = min(lh, y1 + mg), min(lw, x1 + mg)
+                z = m.latent_from_indices(idx[None, :, ya:yb, xa:xb].to(self.device))
+                y = m.g_s(z)[0]
+                oy, ox = (y0 - ya) * STRIDE, (x0 - xa) * STRIDE
+                y = y[:, oy:oy + (y1 - y0) * STRIDE, ox:ox + (x1 - x0) * STRIDE]
+                out[y0 * STRIDE:y1 * STRIDE, x0 * STRIDE:x1 * STRIDE] = \
+                    y.clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return out[:height, :width]
+
+    # -- bytes -----------------------------------------------------------------
+    def compress(self, image, quality: int | None = None, mode: str = "range") -> bytes:
+        """Encode a path, PIL image or uint8 array to .gqc bytes."""
+        if mode not in MODES:
+            raise CodecError(f"mode must be one of {MODES}, got {mode!r}")
+        n = self.n_blocks(quality)
+        q = self.default_quality if quality is None else int(quality)
+        arr, color = normalize(open_image(image))
+        h, w = arr.shape[:2]
+        if h < 1 or w < 1:
+            raise CodecError("image is empty")
+        rgb = np.repeat(arr[:, :, None], 3, axis=2) if color == "L" else arr
+        cfg = self.model.config
+        with self._lock:
+            indices = self.encode_array(rgb, n)
+        header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=cfg.K_bits,
+                        m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
+                        width=w, height=h, color=color, coding=mode, prior="uniform", quality=q)
+        return bitstream.pack(header, indices, prior=self.prior if mode == "range" else None)
+
+    def check_header(self, header: Header) -> None:
+        cfg = self.model.config
+        if header.model_id != self.name:
+            raise CodecError(f"file was made by model '{header.model_id}', this codec is '{self.name}'")
+        if header.model_hash != self.hash:
+            raise CodecError(f"file was made by a different version of model '{self.name}' "
+                             f"(hash {header.model_hash.hex()}, installed {self.hash.hex()})")
+        if (header.codebook_seed, header.K_bits, header.m, header.stride) != (cfg.seed, cfg.K_bits, cfg.m, STRIDE):
+            raise CodecError("file's codebook (seed, K, m, stride) does not match the model")
+        if header.n_blocks > cfg.blocks:
+            raise CodecError(f"file has {header.n_blocks} blocks per position, model has {cfg.blocks}")
+
+    def decompress(self, data: bytes) -> Image.Image:
+        header = bitstream.read_header(data)
+        self.check_header(header)
+        header, indices = bitstream.unpack(data, prior=self.prior)
+        with self._lock:
+            rgb = self.decode_array(indices, header.height, header.width)
+        if header.color == "L":
+            gray = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
+            return Image.fromarray(gray, "L")
+        return Image.fromarray(rgb, "RGB")
+
+
+_codecs: dict = {}
+
+
+def load(name: str | None = None, quality: int | None = None, device: str = "cpu") -> Codec:
+    """A codec object for a shipped model (the default one when ``name`` is None).
+
+    ``quality`` (optional) is validated and becomes the codec's default quality.
+    """
+    key = (name or zoo.default_name(), str(device))
+    if key not in _codecs:
+        _codecs[key] = Codec(key[0], device=device)
+    codec = _codecs[key]
+    if quality is not None:
+        codec.n_blocks(quality)
+        c = Codec.__new__(Codec)
+        c.__dict__.update(codec.__dict__)
+        c.default_quality = int(quality)
+        return c
+    return codec
+
+
+def compress(image, quality: int | None = None, mode: str = "range", model: str | None = None) -> bytes:
+    """Encode ``image`` (path, PIL image, HxWx3/HxW uint8 array) to .gqc bytes."""
+    return load(model).compress(image, quality=quality, mode=mode)
+
+
+def info(data: bytes) -> Header:
+    """The parsed header of .gqc bytes (no model or torch work needed)."""
+    return bitstream.read_header(data)
+
+
+def decompress(data: bytes) -> Image.Image:
+    """Decode .gqc bytes with the model named in their header."""
+    header = bitstream.read_header(data)
+    if header.model_id not in zoo.model_names():
+        raise CodecError(f"file was made by model '{header.model_id}', which is not installed "
+                         f"(installed: {', '.join(zoo.model_names()) or 'none'})")
+    return load(header.model_id).decompress(data)
+
+
+__all__ = ["Codec", "CodecError", "FormatError", "compress", "decompress", "info", "load"]

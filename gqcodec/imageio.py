@@ -1,0 +1,101 @@
+"""Turning user images into the codec's 8-bit RGB / L arrays, with documented mode rules.
+
+* ``RGB``: coded as is.  ``L`` (and ``1``): coded as gray and decoded as ``L``.
+* Alpha (``RGBA``, ``LA``, ``PA``, ``P`` with transparency): gqcodec has no alpha
+  channel, so the image is composited over a white background before coding
+  (transparent pixels become white); the decoded image has no alpha.
+* ``P`` (palette): expanded to RGB (or to L when the palette is gray only).
+* ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: converted to RGB with Pillow.
+* 16-bit and 32-bit gray (``I;16*``, ``I``, ``F``): scaled to 8 bits
+  (``I;16``: value / 257, rounded; ``I`` and ``F``: clipped to 0..255) and coded as L.
+* EXIF orientation is applied before coding (the decoded image is upright and has no EXIF).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+class ImageInputError(ValueError):
+    """The input cannot be read as an image."""
+
+
+def open_image(src) -> Image.Image:
+    """A PIL image from a path, bytes, file object, numpy array or PIL image."""
+    if isinstance(src, Image.Image):
+        return src
+    if isinstance(src, np.ndarray):
+        return array_to_image(src)
+    try:
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            im = Image.open(io.BytesIO(bytes(src)))
+        elif isinstance(src, (str, Path)):
+            p = Path(src)
+            if p.is_dir():
+                raise ImageInputError(f"{p} is a directory, not an image")
+            if not p.exists():
+                raise ImageInputError(f"{p}: no such file")
+            im = Image.open(p)
+        else:
+            im = Image.open(src)
+        im.load()
+        return im
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+        name = src if isinstance(src, (str, Path)) else "input"
+        raise ImageInputError(f"{name}: not a readable image ({e.__class__.__name__}: {e})") from None
+
+
+def array_to_image(a: np.ndarray) -> Image.Image:
+    if a.dtype != np.uint8:
+        raise ImageInputError(f"numpy images must be uint8, got {a.dtype}")
+    if a.ndim == 2:
+        return Image.fromarray(a, "L")
+    if a.ndim == 3 and a.shape[2] == 3:
+        return Image.fromarray(np.ascontiguousarray(a), "RGB")
+    if a.ndim == 3 and a.shape[2] == 4:
+        return Image.fromarray(np.ascontiguousarray(a), "RGBA")
+    if a.ndim == 3 and a.shape[2] == 1:
+        return Image.fromarray(np.ascontiguousarray(a[:, :, 0]), "L")
+    raise ImageInputError(f"numpy images must be HxW, HxWx1, HxWx3 or HxWx4, got shape {a.shape}")
+
+
+def _flatten_alpha(im: Image.Image) -> Image.Image:
+    rgba = im.convert("RGBA")
+    bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(bg, rgba).convert("RGB")
+
+
+def _is_gray_palette(im: Image.Image) -> bool:
+    pal = np.array(im.getpalette() or [], dtype=np.int32).reshape(-1, 3)
+    used = np.unique(np.asarray(im))
+    used = used[used < len(pal)]
+    return len(pal) > 0 and bool(np.all(pal[used, 0] == pal[used, 1]) and np.all(pal[used, 1] == pal[used, 2]))
+
+
+def normalize(im: Image.Image) -> tuple[np.ndarray, str]:
+    """``(array, color)``: HxWx3 uint8 RGB for color ``"RGB"``, or HxW uint8 for ``"L"``."""
+    im = ImageOps.exif_transpose(im)
+    mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
+        gray = mode in ("LA", "La")
+        rgb = _flatten_alpha(im)
+        return (np.asarray(rgb.convert("L")), "L") if gray else (np.asarray(rgb), "RGB")
+    if mode == "P":
+        return (np.asarray(im.convert("L")), "L") if _is_gray_palette(im) else (np.asarray(im.convert("RGB")), "RGB")
+    if mode in ("L", "1"):
+        return np.asarray(im.convert("L")), "L"
+    if mode.startswith("I;16"):
+        a = np.asarray(im).astype(np.float64)
+        return np.clip(np.round(a / 257.0), 0, 255).astype(np.uint8), "L"
+    if mode in ("I", "F"):
+        a = np.asarray(im).astype(np.float64)
+        return np.clip(np.round(a), 0, 255).astype(np.uint8), "L"
+    if mode == "RGB":
+        return np.asarray(im), "RGB"
+    try:
+        return np.asarray(im.convert("RGB")), "RGB"
+    except (ValueError, OSError) as e:
+        raise ImageInputError(f"cannot convert image mode {mode} to RGB: {e}") from None

@@ -1,0 +1,31 @@
+"""A tiny random model installed into a temporary registry, for fast codec tests."""
+import json
+
+import numpy as np
+import torch
+
+from bitstream import Prior
+from gqcodec import codec, zoo
+from gqcodec.model import GQConfig, GQVAE
+
+TINY = dict(N=16, C=48, m=16, K_bits=8, seed=5)
+
+
+def install(folder, monkeypatch, name="tiny", with_prior=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    model = GQVAE(GQConfig(**TINY))
+    zoo.export_weights(model, folder / f"{name}.safetensors")
+    entry = {"weights": f"{name}.safetensors", "K_bits": 8, "ladder": {"1": 1, "2": 2, "3": 3},
+             "default_quality": 2, "description": "random tiny test model"}
+    if with_prior:
+        rng = np.random.default_rng(0)
+        Prior.from_counts(rng.integers(0, 50, (3, 256)), 1.0).save(folder / f"{name}.prior.npz")
+        entry["prior"] = f"{name}.prior.npz"
+    reg = {"default": name, "models": {name: entry}}
+    (folder / "registry.json").write_text(json.dumps(reg))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(zoo, "REGISTRY_FILE", folder / "registry.json")
+    zoo._cache.clear()
+    codec._codecs.clear()
+    return name

@@ -1,0 +1,62 @@
+"""Shared helpers for the bitstream tests (this module defines no tests itself)."""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+import bitstream
+from bitstream import HEADER_SIZE, Header
+
+
+def make_header(K_bits=8, n=2, lh=3, lw=4, coding="raw", stride=16, **kw) -> Header:
+    fields = dict(model_id="gq-test", model_hash=bytes(range(1, 9)), codebook_seed=0x1234_5678_9ABC_DEF0,
+                  K_bits=K_bits, m=16, stride=stride, n_blocks=n, latent_h=lh, latent_w=lw,
+                  width=lw * stride - stride // 2 if stride > 1 else lw, height=lh * stride if stride > 1 else lh,
+                  color="RGB", coding=coding, prior="uniform", quality=3)
+    fields.update(kw)
+    return Header(**fields)
+
+
+def random_indices(rng, K_bits, n, lh, lw) -> np.ndarray:
+    idx = rng.integers(0, 1 << K_bits, size=(n, lh, lw), dtype=np.int64)
+    flat = idx.reshape(-1)
+    if flat.size >= 2:  # always exercise the extremes
+        flat[0], flat[-1] = 0, (1 << K_bits) - 1
+    return idx
+
+
+def skewed_prior(rng, K, T, tau=None) -> bitstream.Prior:
+    """A peaked prior (geometric-like over a random permutation of the indices)."""
+    tau = tau or K / 64
+    rows = []
+    for _ in range(T):
+        p = np.exp(-np.arange(K) / tau)[rng.permutation(K)]
+        rows.append(np.round(p / p.sum() * 1e7))
+    return bitstream.Prior.from_counts(np.array(rows), smoothing=0.5)
+
+
+def sample_from_prior(rng, prior: bitstream.Prior, n, lh, lw) -> np.ndarray:
+    w = prior.weights()
+    out = np.empty((n, lh, lw), dtype=np.int64)
+    for b in range(n):
+        p = w[prior.table_index(b)] / float(1 << 24)
+        out[b] = rng.choice(prior.K, size=(lh, lw), p=p)
+    return out
+
+
+def fix_crcs(data: bytes, payload_crc: bool = True) -> bytes:
+    """Recompute the payload CRC (optional) and the header CRC of (possibly edited) .gqc bytes."""
+    b = bytearray(data)
+    if payload_crc:
+        b[76:80] = struct.pack("<I", zlib.crc32(bytes(b[HEADER_SIZE:])) & 0xFFFFFFFF)
+    b[92:96] = struct.pack("<I", zlib.crc32(bytes(b[:92])) & 0xFFFFFFFF)
+    return bytes(b)
+
+
+def edit(data: bytes, offset: int, new: bytes, payload_crc: bool = False) -> bytes:
+    """Replace bytes at ``offset`` and make the CRCs valid again."""
+    b = bytearray(data)
+    b[offset:offset + len(new)] = new
+    return fix_crcs(bytes(b), payload_crc=payload_crc)

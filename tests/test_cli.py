@@ -1,0 +1,166 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import bitstream
+from gqcodec import codec, zoo
+from gqcodec.cli import main
+
+from fakezoo import install
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    install(tmp_path / "weights", monkeypatch)
+    yield tmp_path / "weights"
+    zoo._cache.clear()
+    codec._codecs.clear()
+
+
+@pytest.fixture
+def png(tmp_path):
+    rng = np.random.default_rng(1)
+    p = tmp_path / "in.png"
+    Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)).save(p)
+    return p
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, standalone_mode=True)
+
+
+def one_line_error(res, *words):
+    assert res.exit_code != 0
+    lines = [line for line in res.output.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_compress_decompress_info_models(tiny, png, tmp_path):
+    out = tmp_path / "x.gqc"
+    res = run("compress", png, out, "-q", "3", "--raw")
+    assert res.exit_code == 0, res.output
+    h = bitstream.read_header(out.read_bytes())
+    assert (h.quality, h.coding, h.width, h.height) == (3, "raw", 53, 37)
+    res = run("decompress", out, tmp_path / "y.png")
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "y.png").size == (53, 37)
+    res = run("decompress", out, tmp_path / "y.webp")
+    assert res.exit_code == 0 and Image.open(tmp_path / "y.webp").format == "WEBP"
+    res = run("info", out)
+    assert res.exit_code == 0 and "tiny" in res.output and "bpp" in res.output
+    res = run("info", "--json", out)
+    assert '"coding": "raw"' in res.output
+    res = run("models")
+    assert res.exit_code == 0 and "tiny (default)" in res.output
+
+
+def test_stdin_stdout(tiny, png):
+    res = CliRunner().invoke(main, ["compress", "-", "-"], input=png.read_bytes())
+    assert res.exit_code == 0
+    data = res.stdout_bytes
+    assert data[:4] == bitstream.MAGIC
+    res = CliRunner().invoke(main, ["decompress", "-", "-"], input=data)
+    assert res.exit_code == 0 and res.stdout_bytes[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_refuses_overwrite_without_force(tiny, png, tmp_path):
+    out = tmp_path / "x.gqc"
+    out.write_bytes(b"precious")
+    res = run("compress", png, out)
+    one_line_error(res, "exists", "--force")
+    assert out.read_bytes() == b"precious"
+    res = run("compress", png, out, "--force")
+    assert res.exit_code == 0 and out.read_bytes()[:4] == bitstream.MAGIC
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_failed_write_leaves_old_file_intact(tiny, png, tmp_path, monkeypatch):
+    out = tmp_path / "x.gqc"
+    out.write_bytes(b"precious")
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    res = run("compress", png, out, "--force")
+    assert res.exit_code != 0
+    assert out.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "weights", "x.gqc"]
+
+
+@pytest.mark.parametrize("case", ["missing", "not_image", "dir_out", "no_parent", "bad_ext"])
+def test_bad_inputs_one_line(tiny, png, tmp_path, case):
+    if case == "missing":
+        res = run("compress", tmp_path / "nope.png", tmp_path / "o.gqc")
+        one_line_error(res, "no such file")
+    elif case == "not_image":
+        bad = tmp_path / "bad.png"
+        bad.write_bytes(b"hello")
+        res = run("compress", bad, tmp_path / "o.gqc")
+        one_line_error(res, "not a readable image")
+    elif case == "dir_out":
+        res = run("compress", png, tmp_path)
+        one_line_error(res, "is a directory")
+    elif case == "no_parent":
+        res = run("compress", png, tmp_path / "nodir" / "o.gqc")
+        one_line_error(res, "does not exist")
+    else:
+        run("compress", png, tmp_path / "o.gqc")
+        res = run("decompress", tmp_path / "o.gqc", tmp_path / "o.xyz")
+        one_line_error(res, "image format")
+    assert not (tmp_path / "o.gqc").exists() or case == "bad_ext"
+
+
+def test_corrupted_and_foreign_gqc(tiny, png, tmp_path):
+    out = tmp_path / "x.gqc"
+    run("compress", png, out)
+    data = bytearray(out.read_bytes())
+    data[-3] ^= 0xFF
+    bad = tmp_path / "bad.gqc"
+    bad.write_bytes(bytes(data))
+    one_line_error(run("decompress", bad, tmp_path / "o.png"), "CRC")
+    assert not (tmp_path / "o.png").exists()
+    trunc = tmp_path / "t.gqc"
+    trunc.write_bytes(bytes(data[:50]))
+    one_line_error(run("info", trunc), "truncated")
+    h = bitstream.read_header(out.read_bytes())
+    _, idx = bitstream.unpack(out.read_bytes(), prior=zoo.load_prior())
+    foreign = tmp_path / "f.gqc"
+    foreign.write_bytes(bitstream.pack(h.replace(model_id="other-model"), idx, zoo.load_prior()))
+    one_line_error(run("decompress", foreign, tmp_path / "o.png"), "other-model", "not installed")
+    one_line_error(run("compress", png, tmp_path / "q.gqc", "-q", "42"), "quality 42")
+
+
+def test_unwritable_output(tiny, png, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    one_line_error(run("compress", png, ro / "o.gqc"), "not writable")
+
+
+def test_installed_console_script(tiny, png, tmp_path):
+    exe = shutil.which("gqcodec", path=os.path.dirname(sys.executable)) or shutil.which("gqcodec")
+    if exe is None:
+        pytest.skip("console script not installed")
+    env = dict(os.environ, GQCODEC_WEIGHTS_DIR=str(tiny))
+    out = tmp_path / "s.gqc"
+    r = subprocess.run([exe, "compress", str(png), str(out)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([exe, "decompress", str(out), str(tmp_path / "s.png")], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "s.png").size == (53, 37)
+    r = subprocess.run([exe, "decompress", str(png), str(tmp_path / "z.png")], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "magic" in r.stderr
+    r = subprocess.run([exe, "--help"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "Examples" in r.stdout

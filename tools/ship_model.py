@@ -1,0 +1,118 @@
+"""Ship a trained checkpoint as a packaged model: fp16 weights, index prior, registry entry.
+
+    python tools/ship_model.py --ckpt /work/runs/gq-n128-c320/ckpt.pt --name gq-n128-c320 --default
+
+Steps: export the weights (safetensors; conv kernels fp16), measure the
+per-block index histograms on the first ``--prior-images`` training images and
+store them as the range coder's integer prior tables, record the training
+budget and block-KL statistics from the run's log.jsonl, and write the entry
+into ``gqcodec/weights/registry.json``.  Kodak numbers are added afterwards by
+``tools/update_registry.py`` from an evaluation JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from gqcodec import zoo
+from gqcodec.model import STRIDE, GQConfig, GQVAE, count_parameters
+from gqcodec.prior import cross_entropy_bits, measure_prior
+from gqcodec.train import DEFAULT_DATA
+
+# quality -> blocks kept (of 20 at C=320, m=16): raw bpp = blocks * 16 / 256
+DEFAULT_LADDER = {1: 2, 2: 3, 3: 4, 4: 6, 5: 8, 6: 11, 7: 15, 8: 20}
+
+
+def training_summary(run_dir: Path, ckpt: dict) -> dict:
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()] \
+        if (run_dir / "log.jsonl").exists() else []
+    cfg = ckpt.get("train_config", {})
+    out = {"steps": int(ckpt["step"]), "batch": cfg.get("batch"),
+           "crops_seen": int(ckpt["step"]) * int(cfg.get("batch", 0)),
+           "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if not torch.cuda.is_available()
+           else torch.cuda.get_device_name(0)}
+    if log:
+        # each record covers log_every steps at s_per_step seconds; steps re-run after a resume are counted again
+        prev, wall = 0, 0.0
+        for r in log:
+            wall += max(0, r["step"] - prev) * r["s_per_step"] if r["step"] > prev else 0.0
+            prev = r["step"]
+        last = log[-1]
+        out["wall_hours"] = round(wall / 3600, 2)
+        out["final_block_kl_bits"] = {k: round(last[k], 3) for k in ("kl_mean", "kl_min", "kl_max", "kl_p05", "kl_p95", "in_band")
+                                      if k in last}
+        vals = [r for r in log if "val_psnr_mean" in r]
+        if vals:
+            out["final_val"] = {k: round(v, 3) for k, v in vals[-1].items() if k.startswith("val_")}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--description", default="GQ-VAE, GDN N=128, stride 16, 20 nested blocks of m=16, K=2^16")
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--prior-images", type=int, default=400)
+    ap.add_argument("--alpha", type=float, default=0.5, help="add-alpha smoothing of the index histograms")
+    ap.add_argument("--beta", type=float, default=None, help="GQ prior weight to ship (default: the model's)")
+    ap.add_argument("--default", action="store_true", help="make this the default model")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    model = GQVAE(GQConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    if args.beta is not None:
+        model.quantizer.beta = args.beta
+        model.config.beta = args.beta
+    zoo.WEIGHTS_DIR.mkdir(exist_ok=True)
+    wfile = f"{args.name}.safetensors"
+    zoo.export_weights(model, zoo.WEIGHTS_DIR / wfile)
+    shipped = zoo.load_weights(zoo.WEIGHTS_DIR / wfile)  # measure the prior with the weights users get
+    shipped.quantizer.beta = model.quantizer.beta
+
+    t0 = time.time()
+    prior, counts = measure_prior(shipped, args.data, max_images=args.prior_images, alpha=args.alpha, progress=True)
+    pfile = f"{args.name}.prior.npz"
+    prior.save(zoo.WEIGHTS_DIR / pfile)
+    ce = cross_entropy_bits(counts, prior)
+    usage = float((counts.sum(0) > 0).mean())
+    print(f"prior: {counts.sum()} indices from {args.prior_images} images in {time.time() - t0:.0f}s, "
+          f"{ce:.3f} bits/index on them (raw {model.config.K_bits}), codebook usage {usage:.3f}")
+
+    reg = json.loads(zoo.REGISTRY_FILE.read_text()) if zoo.REGISTRY_FILE.exists() else {"default": None, "models": {}}
+    cfg = model.config
+    reg["models"][args.name] = {
+        "description": args.description,
+        "weights": wfile,
+        "prior": pfile,
+        "config": cfg.to_dict(),
+        "K_bits": cfg.K_bits,
+        "beta": model.quantizer.beta,
+        "stride": STRIDE,
+        "parameters": count_parameters(model),
+        "ladder": {str(q): n for q, n in DEFAULT_LADDER.items() if n <= cfg.blocks},
+        "default_quality": 4,
+        "prior_stats": {"images": args.prior_images, "alpha": args.alpha, "train_bits_per_index": round(ce, 4),
+                        "train_codebook_usage": round(usage, 4)},
+        "training": training_summary(Path(args.ckpt).parent, ckpt),
+        "kodak": reg["models"].get(args.name, {}).get("kodak", []),
+    }
+    if args.default or not reg.get("default"):
+        reg["default"] = args.name
+    zoo.REGISTRY_FILE.write_text(json.dumps(reg, indent=2) + "\n")
+    zoo._cache.clear()
+    print(f"model hash {zoo.model_hash(args.name).hex()}; registry updated: {zoo.REGISTRY_FILE}")
+
+
+if __name__ == "__main__":
+    main()
