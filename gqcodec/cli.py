@@ -244,14 +244,16 @@ def models(as_json):
 @click.option("--nested", default=0.5, show_default=True, type=float, help="probability of nested block dropout")
 @click.option("--threads", default=0, type=int, help="torch CPU threads (0: default)")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--init", default="", help="weights file to warm-start from when no checkpoint exists")
+@click.option("--init", default="", help="weights (.safetensors) or checkpoint (.pt) to start from when --run-dir has no checkpoint")
+@click.option("--phase", type=click.Choice(["vae", "decoder"]), default="vae", show_default=True,
+              help="vae: TDC training; decoder: freeze the encoder and fine-tune the decoder on GQ codewords")
 @click.option("--model-config", default="{}", help='JSON GQConfig fields, e.g. \'{"C": 320, "m": 16, "K_bits": 16}\'')
 @click.option("--log-every", default=50, type=int, show_default=True)
 @click.option("--val-every", default=500, type=int, show_default=True)
 @click.option("--ckpt-every", default=200, type=int, show_default=True)
 @click.option("--max-images", default=0, type=int, help="use only the first N images (0: all)")
 @click.option("--no-progress", is_flag=True, help="print JSON log lines instead of a progress bar")
-def train(run_dir, data, steps, batch, crop, lr, lmbda, tdc_max, tdc_quantile, nested, threads, device, init, model_config,
+def train(run_dir, data, steps, batch, crop, lr, lmbda, tdc_max, tdc_quantile, nested, threads, device, init, phase, model_config,
           log_every, val_every, ckpt_every, max_images, no_progress):
     """Train (or resume) a GQ-VAE with TDC.
 
@@ -266,7 +268,7 @@ def train(run_dir, data, steps, batch, crop, lr, lmbda, tdc_max, tdc_quantile, n
     except json.JSONDecodeError as e:
         raise UserError(f"--model-config is not JSON: {e}") from None
     cfg = TrainConfig(data=data or str(DEFAULT_DATA), run_dir=run_dir, steps=steps, batch=batch, crop=crop,
-                      lr=lr, lmbda=lmbda, tdc_max=tdc_max, tdc_quantile=tdc_quantile, nested=nested, threads=threads, device=device, init=init,
+                      lr=lr, lmbda=lmbda, tdc_max=tdc_max, tdc_quantile=tdc_quantile, nested=nested, threads=threads, device=device, init=init, phase=phase,
                       model=mcfg, log_every=log_every, val_every=val_every,
                       ckpt_every=ckpt_every, max_images=max_images)
     last = run_train(cfg, progress=not no_progress)

@@ -55,7 +55,8 @@ class TrainConfig:
     threads: int = 0                  # 0: torch default
     device: str = "auto"
     seed: int = 0
-    init: str = ""                    # weights to warm-start from when no checkpoint exists
+    init: str = ""                    # weights (.safetensors) or checkpoint (.pt) to start from when no checkpoint exists
+    phase: str = "vae"                # "vae": TDC training; "decoder": encoder frozen, decoder fine-tuned on GQ codewords
     max_images: int = 0               # 0: all
     model: dict = field(default_factory=dict)  # GQConfig fields
 
@@ -136,6 +137,49 @@ def validate(model: GQVAE, images: list[torch.Tensor], device, ladder=None) -> d
     return out
 
 
+def read_init(path: str) -> dict:
+    """Model config, state and TDC multipliers from a checkpoint (.pt) or weights file."""
+    if path.endswith(".pt"):
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        return {"config": GQConfig.from_dict(ck["model_config"]), "model": ck["model"], "tdc": ck.get("tdc", {})}
+    from .zoo import load_weights, read_metadata  # local import: zoo depends on safetensors
+
+    m = load_weights(path)
+    extra = json.loads(read_metadata(path).get("extra", "{}"))
+    return {"config": m.config, "model": m.state_dict(),
+            "tdc": {k: torch.tensor(v) for k, v in extra.get("tdc", {}).items()}}
+
+
+def load_tdc(tdc: TDC, state: dict) -> None:
+    """Restore TDC multipliers; a shape change (shared <-> per group) broadcasts the mean."""
+    if not state:
+        return
+    if all(k in tdc.state_dict() and v.shape == tdc.state_dict()[k].shape for k, v in state.items()):
+        tdc.load_state_dict(state)
+        return
+    print("saved TDC multipliers have another shape: broadcasting them", flush=True)
+    with torch.no_grad():
+        for k, v in state.items():
+            getattr(tdc, k).copy_(torch.as_tensor(v).float().mean().expand_as(getattr(tdc, k)))
+
+
+def decode_codewords(model: GQVAE, x: torch.Tensor, keep: torch.Tensor | None):
+    """Decoder fine-tuning pass: reconstruction from the GQ codewords of a frozen encoder.
+
+    Returns ``(x_hat, kl)``; gradients flow into the synthesis transform only.
+    """
+    B = model.config.blocks
+    with torch.no_grad():
+        mu, logvar = model.posterior(x)
+        b, _, h, w = mu.shape
+        idx = model.quantizer.quantize(model.to_rows(mu, B), model.to_rows(logvar, B)).view(b, B, h, w)
+        z = model.latent_from_indices(idx)
+        if keep is not None:
+            z = z * model.block_mask(keep, h, w)
+        kl = model.block_kl(mu, logvar)
+    return model.g_s(z), kl
+
+
 def kl_quantiles(kl: torch.Tensor) -> dict:
     flat = kl.flatten()
     if flat.numel() > 1 << 20:
@@ -143,8 +187,9 @@ def kl_quantiles(kl: torch.Tensor) -> dict:
     return {"kl_p05": flat.quantile(0.05).item(), "kl_p95": flat.quantile(0.95).item()}
 
 
-def save_checkpoint(path, model, opt, tdc, step, cfg: TrainConfig, gen: random.Random, extra=None):
+def save_checkpoint(path, model, opt, tdc, step, cfg: TrainConfig, gen: random.Random, extra=None, phase="vae"):
     atomic_save({
+        "phase": phase,
         "model": model.state_dict(), "optimizer": opt.state_dict(), "tdc": tdc.state_dict(),
         "step": step, "model_config": model.config.to_dict(), "train_config": dataclasses.asdict(cfg),
         "py_rng": gen.getstate(), "torch_rng": torch.get_rng_state(), "extra": extra or {},
@@ -163,27 +208,37 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
 
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
-    mcfg = GQConfig.from_dict(ckpt["model_config"]) if ckpt else GQConfig.from_dict(cfg.model)
+    init = read_init(cfg.init) if cfg.init and not ckpt else None
+    if ckpt:
+        mcfg = GQConfig.from_dict(ckpt["model_config"])
+        if ckpt.get("phase", "vae") != cfg.phase:
+            raise ValueError(f"{ckpt_path} is a '{ckpt.get('phase', 'vae')}' run; use another --run-dir for phase '{cfg.phase}'")
+    elif init:
+        mcfg = init["config"]
+        if cfg.model and GQConfig.from_dict(cfg.model) != mcfg:
+            raise ValueError(f"--init has config {mcfg}, training asks for {GQConfig.from_dict(cfg.model)}")
+    else:
+        mcfg = GQConfig.from_dict(cfg.model)
     model = GQVAE(mcfg)
     tdc = TDC(mcfg.K_bits, tol=cfg.tol, rate=cfg.tdc_rate, lam_max_cap=cfg.tdc_max,
               quantile=cfg.tdc_quantile, groups=mcfg.blocks if cfg.tdc_groups else 1)
     start = 0
-    if ckpt:
-        model.load_state_dict(ckpt["model"])
-        if all(v.shape == tdc.state_dict()[k].shape for k, v in ckpt["tdc"].items()):
-            tdc.load_state_dict(ckpt["tdc"])
-        else:
-            print("checkpoint's TDC multipliers have another shape: starting them afresh", flush=True)
-    elif cfg.init:
-        from .zoo import load_weights  # local import: zoo depends on safetensors
-
-        init_model = load_weights(cfg.init)
-        if init_model.config != mcfg:
-            raise ValueError(f"--init weights have config {init_model.config}, training asks for {mcfg}")
-        model.load_state_dict(init_model.state_dict())
+    source = ckpt or init
+    if source:
+        model.load_state_dict(source["model"])
+        load_tdc(tdc, source.get("tdc") or {})
+    del init
+    if cfg.phase not in ("vae", "decoder"):
+        raise ValueError(f"unknown phase {cfg.phase!r}")
     model.to(device).train()
     tdc.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if cfg.phase == "decoder":
+        model.g_a.requires_grad_(False)
+        model.g_a.eval()
+        params = list(model.g_s.parameters())
+    else:
+        params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     if ckpt:
         opt.load_state_dict(ckpt["optimizer"])
         for g in opt.param_groups:
@@ -218,16 +273,22 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             rand = torch.randint(1, B + 1, (cfg.batch,), device=device)
             use = torch.rand(cfg.batch, device=device) < cfg.nested
             keep = torch.where(use, rand, torch.full_like(rand, B))
-        out = model(x, keep)
-        mse = F.mse_loss(out["x_hat"], x)
-        kl = out["kl"]
-        rate = tdc(kl) * B / STRIDE**2  # bits per pixel scale
-        loss = cfg.lmbda * 255**2 * mse + rate
+        if cfg.phase == "decoder":
+            x_hat, kl = decode_codewords(model, x, keep)
+            mse = F.mse_loss(x_hat, x)
+            loss = cfg.lmbda * 255**2 * mse
+        else:
+            out = model(x, keep)
+            mse = F.mse_loss(out["x_hat"], x)
+            kl = out["kl"]
+            rate = tdc(kl) * B / STRIDE**2  # bits per pixel scale
+            loss = cfg.lmbda * 255**2 * mse + rate
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        tdc.update(kl.detach())
+        if cfg.phase == "vae":
+            tdc.update(kl.detach())
         acc["loss"] += loss.item()
         acc["mse"] += mse.item()
         acc["n"] += 1
@@ -253,7 +314,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             kls = []
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            save_checkpoint(ckpt_path, model, opt, tdc, step, cfg, gen)
+            save_checkpoint(ckpt_path, model, opt, tdc, step, cfg, gen, phase=cfg.phase)
     if bar:
         bar.close()
     return last

@@ -85,3 +85,34 @@ def test_training_smoke_lowers_loss_and_resumes(tmp_path):
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log][-1] == 25
     assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 25
+
+
+def test_decoder_phase_freezes_encoder_and_warm_starts_from_weights(tmp_path):
+    from gqcodec import zoo
+
+    data = tmp_path / "data"
+    _write_images(data)
+    base = TrainConfig(data=str(data), run_dir=str(tmp_path / "a"), steps=6, batch=2, crop=32, lr=1e-3, holdout=1,
+                       log_every=3, val_every=6, ckpt_every=6, threads=1, device="cpu", model=TINY)
+    train(base, progress=False)
+    ck = torch.load(tmp_path / "a" / "ckpt.pt", weights_only=False)
+    assert ck["phase"] == "vae"
+    m = GQVAE(GQConfig(**TINY))
+    m.load_state_dict(ck["model"])
+    zoo.export_weights(m, tmp_path / "w.safetensors", extra={"tdc": {k: v.tolist() for k, v in ck["tdc"].items()}})
+    ft = TrainConfig(data=str(data), run_dir=str(tmp_path / "b"), steps=4, batch=2, crop=32, lr=1e-3, holdout=1,
+                     log_every=2, val_every=4, ckpt_every=4, threads=1, device="cpu", phase="decoder",
+                     init=str(tmp_path / "w.safetensors"))
+    train(ft, progress=False)
+    ck2 = torch.load(tmp_path / "b" / "ckpt.pt", weights_only=False)
+    assert ck2["phase"] == "decoder" and ck2["step"] == 4
+    assert torch.allclose(ck2["tdc"]["lam"], ck["tdc"]["lam"])  # carried through the weights' metadata
+    enc = [k for k in ck2["model"] if k.startswith("g_a.")]
+    dec = [k for k in ck2["model"] if k.startswith("g_s.") and k.endswith("weight")]
+    init_state = zoo.load_weights(tmp_path / "w.safetensors").state_dict()
+    assert all(torch.equal(ck2["model"][k], init_state[k]) for k in enc)
+    assert any(not torch.equal(ck2["model"][k], init_state[k]) for k in dec)
+    # a decoder run cannot silently resume a vae checkpoint
+    ft.run_dir = str(tmp_path / "a")
+    with pytest.raises(ValueError, match="phase"):
+        train(ft, progress=False)

@@ -76,7 +76,9 @@ def main():
         model.config.beta = args.beta
     zoo.WEIGHTS_DIR.mkdir(exist_ok=True)
     wfile = f"{args.name}.safetensors"
-    zoo.export_weights(model, zoo.WEIGHTS_DIR / wfile)
+    # TDC multipliers travel in the metadata so that `gqcodec train --init` warm-starts well
+    tdc = {k: v.tolist() for k, v in ckpt.get("tdc", {}).items()}
+    zoo.export_weights(model, zoo.WEIGHTS_DIR / wfile, extra={"tdc": tdc, "step": int(ckpt["step"])})
     shipped = zoo.load_weights(zoo.WEIGHTS_DIR / wfile)  # measure the prior with the weights users get
     shipped.quantizer.beta = model.quantizer.beta
 
