@@ -10,7 +10,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -29,11 +28,8 @@ Examples:
 """
 
 
-class UserError(click.ClickException):
-    """One line on stderr, exit status 1."""
-
-    def show(self, file=None):
-        click.echo(f"gqcodec: error: {self.format_message()}", err=True)
+from .fileutil import UserError, check_output
+from .fileutil import write_atomic as _write_file
 
 
 def read_input(path: str) -> bytes:
@@ -50,22 +46,6 @@ def read_input(path: str) -> bytes:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def check_output(path: str, force: bool) -> None:
-    """Refuse early (before any work) when the output cannot or must not be written."""
-    if path == "-":
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"{path} is a directory; give an output file name")
-    if p.exists() and not force:
-        raise UserError(f"{path} exists; use --force to overwrite it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"output folder {parent} is not writable")
-
-
 def write_atomic(path: str, data: bytes, force: bool) -> None:
     """Write ``data`` to ``path`` via a temporary file + rename (``-``: stdout)."""
     if path == "-":
@@ -73,24 +53,7 @@ def write_atomic(path: str, data: bytes, force: bool) -> None:
         sys.stdout.buffer.flush()
         return
     check_output(path, force)
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=str(p.parent if str(p.parent) else "."), prefix=f".{p.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if p.exists() and not force:  # appeared while we worked
-            raise UserError(f"{path} exists; use --force to overwrite it")
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    except OSError as e:  # pragma: no cover - disk full etc.
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+    _write_file(path, data, force=force)
 
 
 def image_format_for(path: str, fmt: str | None) -> str:

@@ -19,24 +19,8 @@ import click
 __all__ = ["eval_cmd", "plot_cmd", "bd_cmd"]
 
 
-class EvalCLIError(click.ClickException):
-    """One line on stderr, exit status 1."""
-
-    def show(self, file=None):
-        click.echo(f"gqcodec: error: {self.format_message()}", err=True)
-
-
-def _check_output(path: str, force: bool, what: str = "") -> None:
-    p = Path(path)
-    if p.is_dir():
-        raise EvalCLIError(f"{path} is a directory; give an output file name")
-    if p.exists() and not force:
-        raise EvalCLIError(f"{path} exists; use --force to overwrite it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise EvalCLIError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise EvalCLIError(f"output folder {parent} is not writable")
+from .fileutil import UserError as EvalCLIError
+from .fileutil import check_output as _check_output
 
 
 def _user_errors():

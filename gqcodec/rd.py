@@ -35,8 +35,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -137,28 +135,7 @@ def dumps(data) -> str:
     return json.dumps(validate(data), indent=2, allow_nan=False) + "\n"
 
 
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_atomic(path, payload: bytes | str) -> None:
-    """Write via a temporary file in the same folder and rename it into place."""
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=str(parent), prefix=f".{p.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload.encode("utf-8") if isinstance(payload, str) else payload)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+from .fileutil import write_atomic  # noqa: E402  (re-exported for evaluate.py)
 
 
 def save(data, path) -> None:
@@ -413,20 +390,11 @@ def plot_rd(ours: Iterable[tuple[str, dict]], anchors: Iterable[tuple[str, dict]
     fig.legend([handles[k] for k in order], order, loc="outside lower center",
                ncol=min(6, max(1, len(order))), fontsize=9.5, frameon=False)
     for path, fmt in ((png, "png"), (svg, "svg")):
-        parent = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(dir=str(parent), prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
-        try:
+        def writer(tmp, fmt=fmt):
             with matplotlib.rc_context({"svg.hashsalt": "gqcodec", "svg.fonttype": "path"}):
                 fig.savefig(tmp, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
-            os.chmod(tmp, _umask_mode())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+
+        write_atomic(path, writer)
     return png, svg
 
 

@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -17,3 +19,15 @@ def _threads():
         torch.set_num_threads(1)
     except ImportError:
         pass
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """A tiny random model installed as the default model of a temporary registry; yields its folder."""
+    from fakezoo import install
+    from gqcodec import codec, zoo
+
+    install(tmp_path / "weights", monkeypatch)
+    yield tmp_path / "weights"
+    zoo._cache.clear()
+    codec._codecs.clear()

@@ -12,17 +12,6 @@ import bitstream
 from gqcodec import codec, zoo
 from gqcodec.cli import main
 
-from fakezoo import install
-
-
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    install(tmp_path / "weights", monkeypatch)
-    yield tmp_path / "weights"
-    zoo._cache.clear()
-    codec._codecs.clear()
-
-
 @pytest.fixture
 def png(tmp_path):
     rng = np.random.default_rng(1)

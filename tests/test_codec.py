@@ -10,17 +10,6 @@ import bitstream
 import gqcodec
 from gqcodec import codec, zoo
 
-from fakezoo import install
-
-
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    name = install(tmp_path / "weights", monkeypatch)
-    yield name
-    zoo._cache.clear()
-    codec._codecs.clear()
-
-
 def rand_image(h, w, mode="RGB", seed=0):
     rng = np.random.default_rng(seed)
     if mode == "L":
@@ -94,8 +83,8 @@ def test_exif_orientation_applied(tiny):
 
 def test_tiling_equals_whole_image(tiny):
     img = np.asarray(rand_image(100, 140, seed=3))
-    whole = codec.Codec(tiny, tile=1024)
-    tiled = codec.Codec(tiny, tile=32)
+    whole = codec.Codec("tiny", tile=1024)
+    tiled = codec.Codec("tiny", tile=32)
     i1, i2 = whole.encode_array(img, 3), tiled.encode_array(img, 3)
     assert np.mean(i1 == i2) > 0.999  # equal up to float summation order near ties
     d1 = whole.decode_array(i1, 100, 140).astype(int)
@@ -133,11 +122,11 @@ def test_bad_quality_and_mode(tiny):
 def test_unknown_model_and_wrong_hash(tiny):
     data = gqcodec.compress(rand_image(16, 16))
     h = bitstream.read_header(data)
-    _, idx = bitstream.unpack(data, prior=zoo.load_prior(tiny))
-    forged = bitstream.pack(h.replace(model_id="nosuchmodel"), idx, zoo.load_prior(tiny))
+    _, idx = bitstream.unpack(data, prior=zoo.load_prior("tiny"))
+    forged = bitstream.pack(h.replace(model_id="nosuchmodel"), idx, zoo.load_prior("tiny"))
     with pytest.raises(codec.CodecError, match="not installed"):
         gqcodec.decompress(forged)
-    forged = bitstream.pack(h.replace(model_hash=b"\0" * 8), idx, zoo.load_prior(tiny))
+    forged = bitstream.pack(h.replace(model_hash=b"\0" * 8), idx, zoo.load_prior("tiny"))
     with pytest.raises(codec.CodecError, match="different version"):
         gqcodec.decompress(forged)
 

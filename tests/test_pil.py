@@ -8,17 +8,6 @@ from PIL import Image
 import bitstream
 from gqcodec import codec, zoo
 
-from fakezoo import install
-
-
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    install(tmp_path / "weights", monkeypatch)
-    yield tmp_path / "weights"
-    zoo._cache.clear()
-    codec._codecs.clear()
-
-
 def test_save_open_load_round_trip(tiny, tmp_path):
     import gqcodec.pil  # noqa: F401  registers the plugin
 

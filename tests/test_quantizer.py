@@ -83,29 +83,30 @@ def test_kl_bits_formula():
     assert kl_bits(torch.zeros(3, 4), torch.zeros(3, 4)).abs().max().item() == 0
 
 
-def test_tdc_drives_toy_blocks_into_band():
-    """Toy problem: blocks whose KL is pulled up by a 'distortion' term and constrained by TDC."""
-    torch.manual_seed(0)
-    nb, m, target = 32, 4, 8.0
-    # per-block parameters: mu (nb, m), logvar (nb, m); distortion wants mu far from 0 and tiny variance
-    mu = torch.nn.Parameter(torch.randn(nb, m) * 0.1)
-    logvar = torch.nn.Parameter(torch.zeros(nb, m))
-    strength = torch.linspace(0.2, 5.0, nb)[:, None]  # heterogeneous pull per block
-    tdc = TDC(target, tol=0.5, rate=1.02)
+def toy_tdc_run(tdc, strength, shape, steps=3000):
+    """Toy problem: per-block Gaussians pulled towards mu = 6 and tiny variance by a 'distortion'
+    term of the given strength, constrained by ``tdc``; returns the final block KLs (bits)."""
+    mu = torch.nn.Parameter(torch.randn(shape) * 0.1)
+    logvar = torch.nn.Parameter(torch.zeros(shape))
+    assert torch.all(kl_bits(mu, logvar) < 1.0)  # starts far below the band
     opt = torch.optim.Adam([mu, logvar], lr=0.02, betas=(0.9, 0.9))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 3000, eta_min=1e-4)
-    kl0 = kl_bits(mu, logvar).detach()
-    assert torch.all(kl0 < 1.0)  # starts far below the band
-    for _ in range(3000):
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=1e-4)
+    for _ in range(steps):
         kl = kl_bits(mu, logvar)
-        distortion = (strength * ((mu - 6.0) ** 2 + logvar.exp())).sum(1).mean()
-        loss = distortion + tdc(kl)
+        loss = (strength * ((mu - 6.0) ** 2 + logvar.exp())).sum(-1).mean() + tdc(kl)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         tdc.update(kl.detach())
-    kl = kl_bits(mu, logvar).detach()
+    return kl_bits(mu, logvar).detach()
+
+
+def test_tdc_drives_toy_blocks_into_band():
+    torch.manual_seed(0)
+    nb, m, target = 32, 4, 8.0
+    tdc = TDC(target, tol=0.5, rate=1.02)
+    kl = toy_tdc_run(tdc, torch.linspace(0.2, 5.0, nb)[:, None], (nb, m))  # heterogeneous pull per block
     lo, hi = tdc.band
     # TDC holds blocks at the band edges (the weights jump there), so allow 0.1 bit of overshoot
     assert torch.all(kl >= lo - 0.1) and torch.all(kl <= hi + 0.1), kl
@@ -120,24 +121,11 @@ def test_tdc_groups_and_quantile_balance_heterogeneous_groups():
     when each group has its own multipliers; a shared multiplier set cannot do that."""
     torch.manual_seed(0)
     G, n, m, target = 4, 64, 4, 8.0
-    strength = torch.tensor([20.0, 2.0, 0.5, 0.2])[:, None, None]
+    strength = torch.tensor([20.0, 2.0, 0.5, 0.2])[None, :, None]
 
     def run(groups):
-        mu = torch.nn.Parameter(torch.randn(n, G, m) * 0.1)
-        logvar = torch.nn.Parameter(torch.zeros(n, G, m))
         tdc = TDC(target, tol=0.5, rate=1.02, lam_max_cap=1e5, quantile=0.95, groups=groups)
-        opt = torch.optim.Adam([mu, logvar], lr=0.02, betas=(0.9, 0.9))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 3000, eta_min=1e-4)
-        for _ in range(3000):
-            kl = kl_bits(mu, logvar)  # (n, G)
-            distortion = (strength.transpose(0, 1) * ((mu - 6.0) ** 2 + logvar.exp())).sum(-1).mean()
-            loss = distortion + tdc(kl)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            tdc.update(kl.detach())
-        return kl_bits(mu, logvar).detach(), tdc
+        return toy_tdc_run(tdc, strength, (n, G, m)), tdc  # kl: (n, G)
 
     kl, tdc = run(G)
     lo, hi = tdc.band
