@@ -52,6 +52,31 @@ def training_summary(run_dir: Path, ckpt: dict) -> dict:
     return out
 
 
+def choose_beta(model: GQVAE, data: str, n_images: int = 8, betas=(1.0, 2.0)) -> tuple[float, dict]:
+    """GQ-quantized PSNR (mean over the ladder) and codebook usage per beta on the last
+    ``n_images`` of the pack (training holds back the last 8)."""
+    from gqcodec.model import psnr
+    from gqcodec.train import list_images, load_pack
+
+    imgs = load_pack(list_images(data)[-n_images:], 16)
+    report = {}
+    for beta in betas:
+        ps, used = [], set()
+        with torch.inference_mode():
+            for im in imgs:
+                x = im[None].float().div(255)
+                idx = model.encode_indices(x, beta=beta)
+                used.update(idx.flatten().tolist())
+                for n in sorted(set(DEFAULT_LADDER.values())):
+                    if n <= model.config.blocks:
+                        ps.append(psnr(model.decode_indices(idx[:, :n], size=x.shape[-2:]), x))
+        report[str(beta)] = {"psnr_mean_over_ladder": round(sum(ps) / len(ps), 3),
+                             "codebook_usage": round(len(used) / model.config.K, 4)}
+        print(f"beta {beta}: {report[str(beta)]}")
+    best = max(betas, key=lambda b: report[str(b)]["psnr_mean_over_ladder"])
+    return best, report
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
@@ -60,7 +85,8 @@ def main():
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--prior-images", type=int, default=600)
     ap.add_argument("--alpha", type=float, default=0.1, help="add-alpha smoothing of the index histograms")
-    ap.add_argument("--beta", type=float, default=None, help="GQ prior weight to ship (default: the model's)")
+    ap.add_argument("--beta", type=float, default=None, help="GQ prior weight to ship (default: the better of 1 and 2 "
+                    "by GQ PSNR on the 8 crops training held back)")
     ap.add_argument("--default", action="store_true", help="make this the default model")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
@@ -71,9 +97,11 @@ def main():
     model = GQVAE(GQConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     model.eval()
-    if args.beta is not None:
-        model.quantizer.beta = args.beta
-        model.config.beta = args.beta
+    beta_report = None
+    if args.beta is None:
+        args.beta, beta_report = choose_beta(model, args.data)
+    model.quantizer.beta = args.beta
+    model.config.beta = args.beta
     zoo.WEIGHTS_DIR.mkdir(exist_ok=True)
     wfile = f"{args.name}.safetensors"
     # TDC multipliers travel in the metadata so that `gqcodec train --init` warm-starts well
@@ -104,6 +132,7 @@ def main():
         "parameters": count_parameters(model),
         "ladder": {str(q): n for q, n in DEFAULT_LADDER.items() if n <= cfg.blocks},
         "default_quality": 4,
+        "beta_selection": beta_report,
         "prior_stats": {"images": args.prior_images, "alpha": args.alpha, "train_bits_per_index": round(ce, 4),
                         "train_codebook_usage": round(usage, 4)},
         "training": training_summary(Path(args.ckpt).parent, ckpt),
