@@ -11,7 +11,9 @@ With ``w = 1 / sigma^2`` this is, up to a per-block constant,
              = <[mu * w, -0.5 (w - beta)], [c, c^2]>
 
 so the search is one (N, 2m) x (2m, K) matmul followed by an argmax, done in
-row chunks so that peak memory is ``chunk * K * 4`` bytes, never N * K * m.
+cache-sized tiles that keep only per-sub-block maxima (memory of a few MiB,
+never N * K), with a float64 re-score of the candidates that makes the result
+the exact float64 argmax (see ``quantize`` and docs/performance.md).
 """
 from __future__ import annotations
 
@@ -24,7 +26,14 @@ from .codebook import codebook as make_codebook
 from .codebook import codebook_hash
 
 LOG2E = 1.0 / math.log(2.0)
-DEFAULT_MEMORY_BUDGET = 64 << 20  # bytes for one chunk of scores
+DEFAULT_MEMORY_BUDGET = 64 << 20  # bytes: rows per search block = budget // (4 K)
+# CPU search tiles (tuned with tools/bench.py): a (TILE_CODES x rows) float32 score tile
+# of TILE_ROWS x TILE_CODES x 4 bytes = 1 MiB stays in L2; only the max of each sub-block
+# of min(SUBBLOCK, max(4, K / 512)) codewords leaves the tile (smaller sub-blocks for small K
+# keep the float64 re-scoring cheap).  Small codebooks get more rows per tile (same bytes).
+TILE_ROWS = 256
+TILE_CODES = 1024
+SUBBLOCK = 32
 
 
 def kl_bits(mu: torch.Tensor, logvar: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -50,6 +59,7 @@ class GaussianQuantizer(nn.Module):
         cb = make_codebook(self.seed, self.codebook_size, self.dim)
         self.register_buffer("codebook", cb, persistent=False)
         self.register_buffer("keys", torch.cat([cb, cb * cb], dim=1), persistent=False)
+        self.register_buffer("key_bound", self.keys.abs().amax(0), persistent=False)  # (2m,)
 
     @property
     def bits(self) -> float:
@@ -67,25 +77,94 @@ class GaussianQuantizer(nn.Module):
         w = torch.exp(-logvar.float())
         return torch.cat([mu.float() * w, -0.5 * (w - beta)], dim=1)
 
+    def _tile_shape(self, device: torch.device, rows: int) -> tuple[int, int, int]:
+        """(row block, codewords per tile, codewords per sub-block) for a search on ``device``."""
+        K = self.codebook_size
+        sub = min(SUBBLOCK, K, max(4, K >> 9))
+        if device.type == "cpu":
+            kc = min(TILE_CODES, K)
+            return max(1, min(rows, TILE_ROWS * TILE_CODES // kc)), kc, sub
+        return rows, min(K, 1 << 16), sub  # accelerators: large tiles, same exact algorithm
+
     @torch.no_grad()
     def quantize(self, mu: torch.Tensor, logvar: torch.Tensor, beta: float | None = None,
                  memory_budget: int | None = None) -> torch.Tensor:
-        """Indices (N,) int64 of the GQ-optimal codeword for each row of (N, dim) inputs."""
+        """Indices (N,) int64 of the GQ-optimal codeword for each row of (N, dim) inputs.
+
+        The result is the argmax of the float64 score (lowest index on exact
+        ties).  The search is a float32 matmul in cache-sized tiles that keeps
+        only the maximum of each sub-block of consecutive codewords; all
+        sub-blocks whose float32 maximum is within a proven rounding bound of
+        the row's best are then re-scored in float64 (almost always one).
+        ``memory_budget`` caps the rows per block at ``budget // (4 K)``.
+        """
         if mu.shape != logvar.shape or mu.dim() != 2 or mu.shape[1] != self.dim:
             raise ValueError(f"expected mu, logvar of shape (N, {self.dim}), got {tuple(mu.shape)}, {tuple(logvar.shape)}")
-        q = self.queries(mu, logvar, beta)
-        keys_t = self.keys.to(q.device).t().contiguous()  # (2m, K)
-        n = q.shape[0]
-        out = torch.empty(n, dtype=torch.int64, device=q.device)
-        step = self.chunk_rows(memory_budget)
-        buf = None
-        for i in range(0, n, step):
-            rows = q[i:i + step]
-            if buf is None or buf.shape[0] != rows.shape[0]:
-                buf = torch.empty(rows.shape[0], self.codebook_size, dtype=q.dtype, device=q.device)
-            torch.mm(rows, keys_t, out=buf)
-            out[i:i + step] = buf.argmax(dim=1)
+        beta = self.beta if beta is None else float(beta)
+        n = mu.shape[0]
+        out = torch.empty(n, dtype=torch.int64, device=mu.device)
+        if n == 0:
+            return out
+        budget = self.memory_budget if memory_budget is None else int(memory_budget)
+        with torch.inference_mode():
+            self._search(mu, logvar, beta, budget, out)
         return out
+
+    def _search(self, mu, logvar, beta, budget, out):
+        K, m = self.codebook_size, self.dim
+        dev = mu.device
+        keys = self.keys.to(dev)
+        kmax = self.key_bound.to(dev)
+        cb = self.codebook.to(dev)
+        R, kc, sub = self._tile_shape(dev, self.chunk_rows(budget))
+        R = min(R, mu.shape[0])
+        nsub, step = K // sub, kc // sub
+        tiles = [keys[j:j + kc] for j in range(0, K, kc)]  # views, no copies
+        tile = torch.empty(kc, R, dtype=torch.float32, device=dev)
+        smax = torch.empty(nsub, R, dtype=torch.float32, device=dev)
+        offs = torch.arange(sub, device=dev)
+        # unit roundoff of the float32 matmul: TF32 ("high") or bf16 ("medium") matmuls widen the
+        # bound, so the result stays exact, only with more candidates to re-score
+        u = {"highest": 2.0 ** -24, "high": 2.0 ** -11}.get(torch.get_float32_matmul_precision(), 2.0 ** -8)
+        pair_chunk = max(1, min(budget // 4, 1 << 20) // (sub * m * 8))  # pairs re-scored at once
+        for i in range(0, mu.shape[0], R):
+            qb = self.queries(mu[i:i + R], logvar[i:i + R], beta)  # (r, 2m) float32
+            r = qb.shape[0]
+            if r != R:
+                tile = torch.empty(kc, r, dtype=torch.float32, device=dev)
+                smax = torch.empty(nsub, r, dtype=torch.float32, device=dev)
+            qt = qb.t()  # (2m, r) view
+            for j, kt in enumerate(tiles):
+                torch.mm(kt, qt, out=tile)
+                torch.amax(tile.view(step, sub, r), dim=1, out=smax[j * step:(j + 1) * step])
+            # |fp32 score - exact score| <= (2m + 8) u sum_i qbound_i max_c |key_i(c)|:
+            # exp (<= 4 ulp), the products and w - beta in q, c^2 in the keys, a 2m-term dot
+            # product.  Doubled for safety, and doubled again since two scores are compared.
+            qbound = qb.abs()
+            qbound[:, m:].mul_(2.0).add_(abs(beta))  # |w - beta| + |beta| >= max(|w|, |beta|)
+            slack = (qbound @ kmax).mul_(4.0 * (2 * m + 8) * u)
+            thr = smax.amax(0).sub_(slack)
+            cand_sb, cand_row = (smax >= thr).nonzero(as_tuple=True)
+            # exact re-score of the candidate sub-blocks in float64
+            mu64, lv64 = mu[i:i + r].float().double(), logvar[i:i + r].float().double()
+            w64 = torch.exp(-lv64)
+            a64, b64 = mu64 * w64, 0.5 * (w64 - beta)
+            best_v = torch.full((r,), -math.inf, dtype=torch.float64, device=dev)
+            best_i = torch.full((r,), K, dtype=torch.int64, device=dev)
+            for p in range(0, cand_sb.numel(), pair_chunk):
+                rr = cand_row[p:p + pair_chunk]
+                cw = cand_sb[p:p + pair_chunk, None] * sub + offs  # (P, sub) codeword ids
+                c = cb[cw].double()  # (P, sub, m)
+                s = torch.bmm(c, a64[rr, :, None])[:, :, 0]  # (P, sub)
+                s -= torch.bmm(c.mul_(c), b64[rr, :, None])[:, :, 0]
+                v, k = s.max(1)
+                k = cw.gather(1, k[:, None])[:, 0]
+                new_v = best_v.scatter_reduce(0, rr, v, "amax", include_self=True)
+                best_i = torch.where(best_v == new_v, best_i, K)
+                best_i.scatter_reduce_(0, rr, torch.where(v == new_v[rr], k, K), "amin", include_self=True)
+                best_v = new_v
+            # rows with no candidate (non-finite input) get index 0, like argmax over NaN scores
+            out[i:i + r] = best_i.masked_fill_(best_i == K, 0)
 
     def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
         """Codewords (..., dim) for integer indices of any shape."""
