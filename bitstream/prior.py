@@ -183,7 +183,7 @@ class Prior:
     def save(self, path) -> None:
         """Write an .npz with ``freqs`` (uint32 (T, K)) and ``format`` = 'gqcodec-prior-v1' (exact path)."""
         buf = io.BytesIO()
-        np.savez(buf, freqs=self.freqs.astype("<u4"), format=np.array(FORMAT_TAG))
+        np.savez_compressed(buf, freqs=self.freqs.astype("<u4"), format=np.array(FORMAT_TAG))
         tmp = f"{os.fspath(path)}.tmp"
         with open(tmp, "wb") as fh:
             fh.write(buf.getvalue())

@@ -2,7 +2,7 @@
 
 For every block position along the channel axis (block 0, 1, ...), the
 histogram of GQ indices over a set of training images is turned into a
-positive integer frequency table (add-``alpha`` smoothing) and shipped with
+positive integer frequency table (add-``alpha`` smoothing as ``counts * 1/alpha + 1``) and shipped with
 the model as ``bitstream.Prior`` tables.  Decoding with integer tables is
 bit-exact on every machine.
 """
@@ -45,7 +45,19 @@ def measure_prior(model: GQVAE, folder: str | Path, max_images: int = 400, alpha
 
     files = list_images(folder)[:max_images]
     counts = index_counts(model, load_pack(files, 16), progress=progress)
-    return Prior.from_counts(counts, alpha), counts
+    return prior_from_counts(counts, alpha), counts
+
+
+def prior_from_counts(counts: np.ndarray, alpha: float):
+    """Integer tables ``counts * round(1/alpha) + 1``: add-``alpha`` smoothing kept exact in integers
+    (the tables stay small integers, so the shipped .npz compresses well)."""
+    from bitstream import Prior
+
+    scale = max(1, round(1.0 / alpha))
+    freqs = counts.astype(np.int64) * scale + 1
+    if freqs.sum(axis=1).max() >= 2**32:
+        return Prior.from_counts(counts, alpha)
+    return Prior(freqs.astype(np.uint32))
 
 
 def cross_entropy_bits(counts: np.ndarray, prior) -> float:
