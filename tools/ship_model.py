@@ -32,7 +32,7 @@ def training_summary(run_dir: Path, ckpt: dict) -> dict:
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()] \
         if (run_dir / "log.jsonl").exists() else []
     cfg = ckpt.get("train_config", {})
-    out = {"steps": int(ckpt["step"]), "batch": cfg.get("batch"),
+    out = {"steps": int(ckpt["step"]), "batch": cfg.get("batch"), "crop": cfg.get("crop"),
            "crops_seen": int(ckpt["step"]) * int(cfg.get("batch", 0)),
            "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if not torch.cuda.is_available()
            else torch.cuda.get_device_name(0)}
@@ -80,6 +80,7 @@ def choose_beta(model: GQVAE, data: str, n_images: int = 8, betas=(1.0, 2.0)) ->
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--run-dir", default=None, help="training run folder with log.jsonl (default: the checkpoint's folder)")
     ap.add_argument("--name", required=True)
     ap.add_argument("--description", default="GQ-VAE, GDN N=128, stride 16, 20 nested blocks of m=16, K=2^16")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -135,7 +136,7 @@ def main():
         "beta_selection": beta_report,
         "prior_stats": {"images": args.prior_images, "alpha": args.alpha, "train_bits_per_index": round(ce, 4),
                         "train_codebook_usage": round(usage, 4)},
-        "training": training_summary(Path(args.ckpt).parent, ckpt),
+        "training": training_summary(Path(args.run_dir or Path(args.ckpt).parent), ckpt),
         "kodak": reg["models"].get(args.name, {}).get("kodak", []),
     }
     if args.default or not reg.get("default"):
