@@ -222,16 +222,22 @@ def _mean_delta(x1, y1, x2, y2, method: str, axis: str, unit: str) -> float:
     return (i2 - i1) / (hi - lo)
 
 
-def bd_rate(rate_ref: Sequence[float], q_ref: Sequence[float], rate_test: Sequence[float],
-            q_test: Sequence[float], method: str = DEFAULT_METHOD) -> float:
-    """Average rate difference (%) of test vs reference at equal quality (negative = test better)."""
+def _log_rates(rate_ref, rate_test, method: str):
+    """Validated natural logs of both curves' rates."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     r1, r2 = np.asarray(rate_ref, dtype=np.float64), np.asarray(rate_test, dtype=np.float64)
     if np.any(r1 <= 0) or np.any(r2 <= 0):
         raise BDError("rates must be positive")
-    x1, y1 = _points(q_ref, np.log(r1), "reference", method)
-    x2, y2 = _points(q_test, np.log(r2), "test", method)
+    return np.log(r1), np.log(r2)
+
+
+def bd_rate(rate_ref: Sequence[float], q_ref: Sequence[float], rate_test: Sequence[float],
+            q_test: Sequence[float], method: str = DEFAULT_METHOD) -> float:
+    """Average rate difference (%) of test vs reference at equal quality (negative = test better)."""
+    l1, l2 = _log_rates(rate_ref, rate_test, method)
+    x1, y1 = _points(q_ref, l1, "reference", method)
+    x2, y2 = _points(q_test, l2, "test", method)
     d = _mean_delta(x1, y1, x2, y2, method, "quality", "dB")
     return (math.exp(d) - 1.0) * 100.0
 
@@ -239,13 +245,9 @@ def bd_rate(rate_ref: Sequence[float], q_ref: Sequence[float], rate_test: Sequen
 def bd_psnr(rate_ref: Sequence[float], q_ref: Sequence[float], rate_test: Sequence[float],
             q_test: Sequence[float], method: str = DEFAULT_METHOD) -> float:
     """Average quality difference (dB) of test vs reference at equal rate (positive = test better)."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    r1, r2 = np.asarray(rate_ref, dtype=np.float64), np.asarray(rate_test, dtype=np.float64)
-    if np.any(r1 <= 0) or np.any(r2 <= 0):
-        raise BDError("rates must be positive")
-    x1, y1 = _points(np.log(r1), q_ref, "reference", method)
-    x2, y2 = _points(np.log(r2), q_test, "test", method)
+    l1, l2 = _log_rates(rate_ref, rate_test, method)
+    x1, y1 = _points(l1, q_ref, "reference", method)
+    x2, y2 = _points(l2, q_test, "test", method)
     # overlap reported in bpp for readability
     lo, hi = max(x1[0], x2[0]), min(x1[-1], x2[-1])
     if not hi > lo:
