@@ -112,8 +112,7 @@ def compress(src, dst, quality, mode, model, device, force):
     from .imageio import open_image
 
     check_output(dst, force)
-    raw = read_input(src)
-    image = open_image(raw) if src == "-" else open_image(src)
+    image = open_image(read_input(src)) if src == "-" else open_image(src)
     codec = load(model, device=device)
     data = codec.compress(image, quality=quality, mode=mode)
     write_atomic(dst, data, force)
@@ -190,7 +189,7 @@ def models(as_json):
         for q, n in sorted((int(q), n) for q, n in e["ladder"].items()):
             r = kodak.get(q, {})
             fmt = lambda k, f: (f % r[k]) if k in r else "-"
-            click.echo(f"  {q:>7} {n:>6} {n * e.get('K_bits', 16) / 256:>8.4f} {fmt('bpp', '%.4f'):>9} "
+            click.echo(f"  {q:>7} {n:>6} {n * e.get('K_bits', 16) / e.get('stride', 16) ** 2:>8.4f} {fmt('bpp', '%.4f'):>9} "
                        f"{fmt('psnr-rgb', '%.2f'):>8} {fmt('ms-ssim-rgb', '%.4f'):>8}")
 
 
