@@ -103,10 +103,12 @@ def main():
 @click.option("-q", "--quality", type=int, default=None, help="quality level (see `gqcodec models`)")
 @click.option("--range", "mode", flag_value="range", default=True, help="range-code the indices (default)")
 @click.option("--raw", "mode", flag_value="raw", help="bit-pack the indices at log2 K bits each")
+@click.option("--rdoq", type=click.FloatRange(min=0), default=None,
+              help="rate-optimised quantization strength for range coding (default: the model's tuned value; 0: off)")
 @click.option("--model", default=None, help="model name (default: the shipped default)")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")
 @click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
-def compress(src, dst, quality, mode, model, device, force):
+def compress(src, dst, quality, mode, rdoq, model, device, force):
     """Compress image SRC (png, jpg, webp, ...; - for stdin) to DST (.gqc; - for stdout)."""
     from .codec import load
     from .imageio import open_image
@@ -114,7 +116,7 @@ def compress(src, dst, quality, mode, model, device, force):
     check_output(dst, force)
     image = open_image(read_input(src)) if src == "-" else open_image(src)
     codec = load(model, device=device)
-    data = codec.compress(image, quality=quality, mode=mode)
+    data = codec.compress(image, quality=quality, mode=mode, rdoq=rdoq)
     write_atomic(dst, data, force)
     if dst != "-":
         h = bitstream.read_header(data)

@@ -51,6 +51,8 @@ class Codec:
         if tile % STRIDE or tile < STRIDE:
             raise ValueError(f"tile must be a positive multiple of {STRIDE}")
         self.tile = tile
+        self.rdoq = float(e.get("rdoq", 0.0))
+        self._bias: dict = {}
         self._lock = threading.Lock()
 
     @property
@@ -63,11 +65,31 @@ class Codec:
             raise CodecError(f"quality {q} not available for model {self.name} (choose from {self.qualities})")
         return self.ladder[q]
 
+    def rdoq_bias(self, gamma: float) -> torch.Tensor | None:
+        """(blocks, K) search bias ``gamma * ln P_b(index)`` under the index prior, or None for gamma 0."""
+        if not gamma:
+            return None
+        if self.prior is None:
+            raise CodecError(f"model {self.name} has no index prior, so rate-optimised quantization is unavailable")
+        if gamma not in self._bias:
+            f = torch.from_numpy(np.asarray(self.prior.freqs, dtype=np.float64))
+            lp = torch.log(f / f.sum(dim=1, keepdim=True))
+            bias = (gamma * lp).to(self.device)
+            if bias.shape[0] == 1:
+                bias = bias.expand(self.model.config.blocks, -1)
+            self._bias = {gamma: bias}  # one strength at a time: (blocks, K) float64 is 10 MB
+        return self._bias[gamma]
+
     # -- transforms in tiles -------------------------------------------------
     @torch.inference_mode()
-    def encode_array(self, rgb: np.ndarray, n_blocks: int) -> np.ndarray:
-        """HxWx3 uint8 -> indices (n_blocks, ceil(H/16), ceil(W/16)) int64."""
+    def encode_array(self, rgb: np.ndarray, n_blocks: int, rdoq: float = 0.0) -> np.ndarray:
+        """HxWx3 uint8 -> indices (n_blocks, ceil(H/16), ceil(W/16)) int64.
+
+        ``rdoq`` > 0 biases each block's search by ``rdoq * ln P(index)`` under the
+        model's index prior (rate-distortion optimised quantization, encoder only).
+        """
         m = self.model
+        bias = self.rdoq_bias(rdoq)
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255)
         x = pad_to_stride(x)
         H, W = x.shape[-2:]
@@ -83,9 +105,14 @@ class Codec:
                 th, tw = (y1 - y0) // STRIDE, (x1 - x0) // STRIDE
                 mu = mu[..., oy:oy + th, ox:ox + tw]
                 logvar = logvar[..., oy:oy + th, ox:ox + tw]
-                idx = m.quantizer.quantize(m.to_rows(mu, n_blocks), m.to_rows(logvar, n_blocks))
-                out[:, y0 // STRIDE:y1 // STRIDE, x0 // STRIDE:x1 // STRIDE] = \
-                    idx.view(n_blocks, th, tw).cpu().numpy()
+                rows_mu, rows_lv = m.to_rows(mu, n_blocks), m.to_rows(logvar, n_blocks)
+                if bias is None:
+                    idx = m.quantizer.quantize(rows_mu, rows_lv).view(n_blocks, th, tw)
+                else:  # rows are block-major: one search per block with that block's prior
+                    rows_mu, rows_lv = rows_mu.view(n_blocks, th * tw, -1), rows_lv.view(n_blocks, th * tw, -1)
+                    idx = torch.stack([m.quantizer.quantize(rows_mu[b], rows_lv[b], bias=bias[b])
+                                       for b in range(n_blocks)]).view(n_blocks, th, tw)
+                out[:, y0 // STRIDE:y1 // STRIDE, x0 // STRIDE:x1 // STRIDE] = idx.cpu().numpy()
         return out
 
     @torch.inference_mode()
@@ -110,10 +137,21 @@ class Codec:
         return out[:height, :width]
 
     # -- bytes -----------------------------------------------------------------
-    def compress(self, image, quality: int | None = None, mode: str = "range") -> bytes:
-        """Encode a path, PIL image or uint8 array to .gqc bytes."""
+    def compress(self, image, quality: int | None = None, mode: str = "range", rdoq: float | None = None) -> bytes:
+        """Encode a path, PIL image or uint8 array to .gqc bytes.
+
+        ``rdoq``: strength of rate-distortion optimised quantization (range mode only;
+        None: the model's tuned default, 0: plain GQ search). Decoding is unaffected.
+        """
         if mode not in MODES:
             raise CodecError(f"mode must be one of {MODES}, got {mode!r}")
+        if rdoq is None:
+            rdoq = self.rdoq if mode == "range" else 0.0
+        rdoq = float(rdoq)
+        if not (rdoq >= 0 and np.isfinite(rdoq)):
+            raise CodecError(f"rdoq must be a finite number >= 0, got {rdoq}")
+        if rdoq and mode != "range":
+            raise CodecError("rdoq only applies to range coding (raw indices all cost log2 K bits)")
         n = self.n_blocks(quality)
         q = self.default_quality if quality is None else int(quality)
         arr, color = normalize(open_image(image))
@@ -123,7 +161,7 @@ class Codec:
         rgb = np.repeat(arr[:, :, None], 3, axis=2) if color == "L" else arr
         cfg = self.model.config
         with self._lock:
-            indices = self.encode_array(rgb, n)
+            indices = self.encode_array(rgb, n, rdoq)
         header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=cfg.K_bits,
                         m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
                         width=w, height=h, color=color, coding=mode, prior="uniform", quality=q)
@@ -174,9 +212,10 @@ def load(name: str | None = None, quality: int | None = None, device: str = "cpu
     return codec
 
 
-def compress(image, quality: int | None = None, mode: str = "range", model: str | None = None) -> bytes:
+def compress(image, quality: int | None = None, mode: str = "range", model: str | None = None,
+             rdoq: float | None = None) -> bytes:
     """Encode ``image`` (path, PIL image, HxWx3/HxW uint8 array) to .gqc bytes."""
-    return load(model).compress(image, quality=quality, mode=mode)
+    return load(model).compress(image, quality=quality, mode=mode, rdoq=rdoq)
 
 
 def info(data: bytes) -> Header:

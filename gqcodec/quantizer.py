@@ -88,8 +88,12 @@ class GaussianQuantizer(nn.Module):
 
     @torch.no_grad()
     def quantize(self, mu: torch.Tensor, logvar: torch.Tensor, beta: float | None = None,
-                 memory_budget: int | None = None) -> torch.Tensor:
+                 memory_budget: int | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
         """Indices (N,) int64 of the GQ-optimal codeword for each row of (N, dim) inputs.
+
+        ``bias`` (K,) optionally adds a per-codeword term to every row's score
+        (rate-distortion optimised quantization: ``gamma * ln P(index)`` under the
+        entropy coder's prior favours cheap indices among near-equal candidates).
 
         The result is the argmax of the float64 score (lowest index on exact
         ties).  The search is a float32 matmul in cache-sized tiles that keeps
@@ -106,15 +110,28 @@ class GaussianQuantizer(nn.Module):
         if n == 0:
             return out
         budget = self.memory_budget if memory_budget is None else int(memory_budget)
+        if bias is not None:
+            bias = torch.as_tensor(bias)
+            if bias.shape != (self.codebook_size,):
+                raise ValueError(f"bias must have shape ({self.codebook_size},), got {tuple(bias.shape)}")
+            if not bool(torch.isfinite(bias).all()):
+                raise ValueError("bias must be finite")
         with torch.inference_mode():
-            self._search(mu, logvar, beta, budget, out)
+            self._search(mu, logvar, beta, budget, out, bias)
         return out
 
-    def _search(self, mu, logvar, beta, budget, out):
+    def _search(self, mu, logvar, beta, budget, out, bias=None):
         K, m = self.codebook_size, self.dim
         dev = mu.device
         keys = self.keys.to(dev)
         kmax = self.key_bound.to(dev)
+        extra = 0  # the bias rides along as one more key column, matched by a query column of ones
+        if bias is not None:
+            bias64 = bias.to(dev, torch.float64)
+            bias32 = bias64.float()
+            keys = torch.cat([keys, bias32[:, None]], dim=1)
+            kmax = torch.cat([kmax, bias32.abs().amax()[None]])
+            extra = 1
         cb = self.codebook.to(dev)
         R, kc, sub = self._tile_shape(dev, self.chunk_rows(budget))
         R = min(R, mu.shape[0])
@@ -129,6 +146,8 @@ class GaussianQuantizer(nn.Module):
         pair_chunk = max(1, min(budget // 4, 1 << 20) // (sub * m * 8))  # pairs re-scored at once
         for i in range(0, mu.shape[0], R):
             qb = self.queries(mu[i:i + R], logvar[i:i + R], beta)  # (r, 2m) float32
+            if extra:
+                qb = torch.cat([qb, torch.ones(qb.shape[0], 1, dtype=qb.dtype, device=dev)], dim=1)
             r = qb.shape[0]
             if r != R:
                 tile = torch.empty(kc, r, dtype=torch.float32, device=dev)
@@ -141,8 +160,8 @@ class GaussianQuantizer(nn.Module):
             # exp (<= 4 ulp), the products and w - beta in q, c^2 in the keys, a 2m-term dot
             # product.  Doubled for safety, and doubled again since two scores are compared.
             qbound = qb.abs()
-            qbound[:, m:].mul_(2.0).add_(abs(beta))  # |w - beta| + |beta| >= max(|w|, |beta|)
-            slack = (qbound @ kmax).mul_(4.0 * (2 * m + 8) * u)
+            qbound[:, m:2 * m].mul_(2.0).add_(abs(beta))  # |w - beta| + |beta| >= max(|w|, |beta|)
+            slack = (qbound @ kmax).mul_(4.0 * (2 * m + 8 + extra) * u)
             thr = smax.amax(0).sub_(slack)
             cand_sb, cand_row = (smax >= thr).nonzero(as_tuple=True)
             # exact re-score of the candidate sub-blocks in float64
@@ -157,6 +176,8 @@ class GaussianQuantizer(nn.Module):
                 c = cb[cw].double()  # (P, sub, m)
                 s = torch.bmm(c, a64[rr, :, None])[:, :, 0]  # (P, sub)
                 s -= torch.bmm(c.mul_(c), b64[rr, :, None])[:, :, 0]
+                if extra:
+                    s += bias64[cw]
                 v, k = s.max(1)
                 k = cw.gather(1, k[:, None])[:, 0]
                 new_v = best_v.scatter_reduce(0, rr, v, "amax", include_self=True)

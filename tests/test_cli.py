@@ -85,6 +85,19 @@ def test_failed_write_leaves_old_file_intact(tiny, png, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "weights", "x.gqc"]
 
 
+def test_rdoq_option(tiny, png, tmp_path):
+    res = run("compress", png, tmp_path / "a.gqc", "--rdoq", "0")
+    assert res.exit_code == 0, res.output
+    res = run("compress", png, tmp_path / "b.gqc", "--rdoq", "50")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "b.gqc").stat().st_size <= (tmp_path / "a.gqc").stat().st_size
+    res = run("compress", png, tmp_path / "c.gqc", "--raw", "--rdoq", "1")
+    one_line_error(res, "range coding")
+    assert not (tmp_path / "c.gqc").exists()
+    res = run("compress", png, tmp_path / "d.gqc", "--rdoq", "-1")
+    assert res.exit_code != 0 and not (tmp_path / "d.gqc").exists()
+
+
 @pytest.mark.parametrize("case", ["missing", "not_image", "dir_out", "no_parent", "bad_ext"])
 def test_bad_inputs_one_line(tiny, png, tmp_path, case):
     if case == "missing":

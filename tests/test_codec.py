@@ -147,3 +147,38 @@ def test_not_an_image(tiny, tmp_path):
     p.write_bytes(b"not an image")
     with pytest.raises(ImageInputError, match="not a readable image"):
         gqcodec.compress(p)
+
+
+def test_rdoq_lowers_rate_and_decodes(tiny):
+    """Rate-optimised search: smaller files, same decoder, and its search bias is the prior's log."""
+    img = rand_image(96, 128, seed=11)
+    plain = gqcodec.compress(img, quality=3, rdoq=0)
+    strong = gqcodec.compress(img, quality=3, rdoq=50.0)
+    assert len(strong) < len(plain)
+    out = gqcodec.decompress(strong)
+    assert out.size == img.size and out.mode == "RGB"
+    c = codec.load("tiny")
+    f = np.asarray(c.prior.freqs, dtype=np.float64)
+    bias = c.rdoq_bias(2.0).cpu().numpy()
+    assert np.allclose(bias, 2.0 * np.log(f / f.sum(1, keepdims=True)))
+    # with the default (0 for a model without a tuned value) the result is the plain search
+    assert gqcodec.compress(img, quality=3) == plain
+
+
+def test_rdoq_rejected_where_it_cannot_apply(tiny):
+    with pytest.raises(codec.CodecError, match="range coding"):
+        gqcodec.compress(rand_image(16, 16), mode="raw", rdoq=1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(codec.CodecError, match="rdoq"):
+            gqcodec.compress(rand_image(16, 16), rdoq=bad)
+    assert gqcodec.compress(rand_image(16, 16), mode="raw") == gqcodec.compress(rand_image(16, 16), mode="raw", rdoq=0)
+
+
+def test_rdoq_needs_a_prior(tmp_path, monkeypatch):
+    from fakezoo import install
+
+    install(tmp_path / "w", monkeypatch, with_prior=False)
+    with pytest.raises(codec.CodecError, match="no index prior"):
+        codec.Codec("tiny").rdoq_bias(1.0)
+    zoo._cache.clear()
+    codec._codecs.clear()

@@ -40,6 +40,39 @@ def test_quantize_matches_brute_force(K, m, sigma_scale, beta):
     assert agree >= 0.99
 
 
+@pytest.mark.parametrize("K,m", [(2**8, 4), (2**12, 16)])
+@pytest.mark.parametrize("gamma", [0.5, 3.0, 50.0])
+def test_quantize_with_bias_matches_brute_force(K, m, gamma):
+    """RDOQ: the search maximises score + bias exactly, like the unbiased one."""
+    g = torch.Generator().manual_seed(K + m + int(gamma))
+    N = 300
+    q = GaussianQuantizer(m, K, seed=5, memory_budget=1 << 14)
+    mu = torch.randn(N, m, generator=g)
+    logvar = torch.empty(N, m).uniform_(-6, 1, generator=g)
+    freqs = torch.randint(1, 1000, (K,), generator=g).double() ** 2  # a skewed index prior
+    bias = gamma * torch.log(freqs / freqs.sum())
+    idx = q.quantize(mu, logvar, bias=bias)
+    s = brute_force_scores(mu, logvar, q.codebook) + bias[None]
+    best = s.max(1)
+    chosen = s.gather(1, idx[:, None])[:, 0]
+    assert torch.all(best.values - chosen <= 1e-5 * s.abs().max(1).values.clamp_min(1.0))
+    assert (idx == best.indices).double().mean().item() >= 0.99
+    # the bias moves the choice towards probable indices: mean code length falls
+    plain = q.quantize(mu, logvar)
+    p = freqs / freqs.sum()
+    assert -torch.log2(p[idx]).mean() < -torch.log2(p[plain]).mean()
+
+
+def test_zero_bias_is_the_plain_search_and_bad_bias_is_rejected():
+    q = GaussianQuantizer(8, 2**10, seed=3)
+    mu, logvar = torch.randn(64, 8), torch.randn(64, 8)
+    assert torch.equal(q.quantize(mu, logvar, bias=torch.zeros(2**10)), q.quantize(mu, logvar))
+    with pytest.raises(ValueError, match="shape"):
+        q.quantize(mu, logvar, bias=torch.zeros(7))
+    with pytest.raises(ValueError, match="finite"):
+        q.quantize(mu, logvar, bias=torch.full((2**10,), -math.inf))
+
+
 def test_dequantize_shapes_and_range():
     q = GaussianQuantizer(8, 2**10, seed=2)
     mu, logvar = torch.randn(37, 8), torch.randn(37, 8)
