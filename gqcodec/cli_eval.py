@@ -55,6 +55,8 @@ Examples:
               help="Codec to evaluate (jpeg = jpeg420).")
 @click.option("--model", default=None, help="gqcodec model name (default: the default model).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for gqcodec.")
+@click.option("--rdoq", type=click.FloatRange(min=0), default=None,
+              help="gqcodec rate-optimised quantization strength (default: the model's tuned value; 0: off).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Results JSON (CompressAI schema).")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Per-image CSV.")
 @click.option("--qualities", default=None, metavar="Q1,Q2,...",
@@ -66,7 +68,7 @@ Examples:
               help="Keep the encoded files in this folder (default: a temporary folder).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-def eval_cmd(image_dir, codec_name, model, device, out, csv_path, qualities, max_images, name, threads,
+def eval_cmd(image_dir, codec_name, model, device, rdoq, out, csv_path, qualities, max_images, name, threads,
              keep_streams, progress, force):
     """Rate-distortion evaluation of a codec over the images in DIR.
 
@@ -91,7 +93,7 @@ def eval_cmd(image_dir, codec_name, model, device, out, csv_path, qualities, max
     try:
         qs = ev.parse_qualities(qualities)
         images = ev.list_images(image_dir, max_images)
-        adapter = ev.make_adapter(codec_name, qualities=qs, model=model, device=device)
+        adapter = ev.make_adapter(codec_name, qualities=qs, model=model, device=device, rdoq=rdoq)
         summary, records = ev.evaluate(adapter, images, progress=progress, threads=threads,
                                        keep_dir=keep_streams, name=name, source=image_dir)
         rd.save(summary, out)

@@ -187,7 +187,7 @@ class GQCodecAdapter(Adapter):
     ext = ".gqc"
 
     def __init__(self, model: str | None = None, device: str = "cpu", mode: str = "range",
-                 qualities: Sequence[int] | None = None, codec=None):
+                 qualities: Sequence[int] | None = None, codec=None, rdoq: float | None = None):
         if codec is None:
             import gqcodec
 
@@ -197,12 +197,15 @@ class GQCodecAdapter(Adapter):
                 raise EvalError(f"cannot load gqcodec model {model or '(default)'}: {e}") from e
         self.codec = codec
         self.mode = mode
+        self.rdoq = rdoq
+        effective = (codec.rdoq if mode == "range" else 0.0) if rdoq is None else float(rdoq)
         self.name = f"gqcodec-{codec.name}"
-        self.description = f"gqcodec {_gq_version()} model {codec.name}, {mode} coding, device {device}"
+        self.description = (f"gqcodec {_gq_version()} model {codec.name}, {mode} coding, rdoq {effective:g}, "
+                            f"device {device}")
         self.qualities = list(qualities) if qualities is not None else list(codec.qualities)
 
     def encode(self, img: Image.Image, quality) -> bytes:
-        return self.codec.compress(img, quality=int(quality), mode=self.mode)
+        return self.codec.compress(img, quality=int(quality), mode=self.mode, rdoq=self.rdoq)
 
     def decode(self, data: bytes) -> Image.Image:
         return self.codec.decompress(data)
@@ -226,10 +229,12 @@ CODECS = ("gqcodec",) + tuple(CLASSICAL)
 
 
 def make_adapter(codec: str, qualities: Sequence | None = None, model: str | None = None,
-                 device: str = "cpu") -> Adapter:
-    """An adapter by name: ``gqcodec`` (with ``model``/``device``) or one of :data:`CLASSICAL`."""
+                 device: str = "cpu", rdoq: float | None = None) -> Adapter:
+    """An adapter by name: ``gqcodec`` (with ``model``/``device``/``rdoq``) or one of :data:`CLASSICAL`."""
     if codec == "gqcodec":
-        return GQCodecAdapter(model=model, device=device, qualities=qualities)
+        return GQCodecAdapter(model=model, device=device, qualities=qualities, rdoq=rdoq)
+    if rdoq is not None:
+        raise EvalError("--rdoq applies to gqcodec only")
     if codec in CLASSICAL:
         return CLASSICAL[codec](qualities)
     raise EvalError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")

@@ -128,9 +128,10 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
     class FakeCodec:
         name = "fake-model"
         qualities = [1, 2]
+        rdoq = 2.5
 
-        def compress(self, img, quality=None, mode="range"):
-            assert mode == "range"
+        def compress(self, img, quality=None, mode="range", rdoq=None):
+            assert mode == "range" and rdoq is None
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=30 * quality)
             return b"GQC!" + buf.getvalue()
@@ -141,6 +142,7 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
 
     ad = ev.GQCodecAdapter(codec=FakeCodec())
     assert ad.name == "gqcodec-fake-model" and ad.ext == ".gqc" and ad.qualities == [1, 2]
+    assert "rdoq 2.5" in ad.description
     keep = tmp_path / "gqc"
     summary, records = ev.evaluate(ad, _make_images(tmp_path / "i", 1), keep_dir=keep)
     assert sorted(p.suffix for p in keep.iterdir()) == [".gqc", ".gqc"]
@@ -148,6 +150,8 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
 
 
 def test_make_adapter_and_qualities():
+    with pytest.raises(ev.EvalError, match="rdoq"):
+        ev.make_adapter("webp", rdoq=1.0)
     assert ev.make_adapter("jpeg444").name == "pillow-jpeg444"
     assert ev.make_adapter("webp", qualities=[10]).qualities == [10]
     j2k = ev.make_adapter("jpeg2000")

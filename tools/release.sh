@@ -2,37 +2,16 @@
 # Ship a checkpoint and regenerate every published number from it:
 #   tools/release.sh CKPT [NAME]
 # 1. fp16 weights + index prior + registry entry (tools/ship_model.py)
-# 2. Kodak evaluation from real .gqc files (gqcodec eval) -> docs/results/kodak/
-# 3. registry Kodak numbers, RD plot, BD-rate table (docs/results/kodak/bd.md)
+# 2. the prior re-measured under rate-optimised quantization (tools/rdoq_prior.py, one run per
+#    "gamma:images" step of RDOQ_STEPS) and the encoder's RDOQ strength (tools/tune_rdoq.py)
+# 3. Kodak evaluation, registry numbers, RD plot and BD table (tools/eval_release.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ckpt=${1:?usage: tools/release.sh CKPT [NAME]}
 name=${2:-gq-n128-c320}
-out=docs/results/kodak
-anchors=../shared/anchors
-mkdir -p "$out"
 python tools/ship_model.py --ckpt "$ckpt" --name "$name" --default
-gqcodec eval --model "$name" --out "$out/gqcodec-$name.json" --csv "$out/gqcodec-$name.csv" --threads "${THREADS:-2}" --force
-python tools/update_registry.py "$name" "$out/gqcodec-$name.json"
-gqcodec plot "$out/gqcodec-$name.json" --out "$out/rd.png" --force
-{
-  echo "| anchor | BD-rate (cubic) | BD-PSNR (cubic) | BD-rate (PCHIP) | BD-PSNR (PCHIP) |"
-  echo "|---|---|---|---|---|"
-  for a in pillow-kodak/jpeg420.json pillow-kodak/webp.json pillow-kodak/avif.json pillow-kodak/jpeg2000.json \
-           compressai-kodak/compressai-bmshj2018-factorized_mse_cpu.json compressai-kodak/compressai-bmshj2018-hyperprior_mse_cpu.json; do
-    line=$(gqcodec bd "$anchors/$a" "$out/gqcodec-$name.json" --json 2>&1 || true)
-    python - "$a" "$line" <<'PY'
-import json, sys
-a, line = sys.argv[1], sys.argv[2]
-try:
-    r = json.loads(line)
-except ValueError:
-    print(f"| {a} | n/a: {line.strip()[:100]} | | | |")
-    raise SystemExit
-c, p = r["cubic"], r["pchip"]
-fmt = lambda d, k, f: (f % d[k]) if d.get(k) is not None else "n/a"
-print(f"| {a} | {fmt(c, 'bd_rate', '%+.1f %%')} | {fmt(c, 'bd_psnr', '%+.2f dB')} | "
-      f"{fmt(p, 'bd_rate', '%+.1f %%')} | {fmt(p, 'bd_psnr', '%+.2f dB')} |")
-PY
-  done
-} | tee "$out/bd.md"
+for step in ${RDOQ_STEPS:-2:600 2.5:1400 3:1400}; do
+  python tools/rdoq_prior.py --model "$name" --gamma "${step%%:*}" --images "${step##*:}"
+done
+python tools/tune_rdoq.py --model "$name" --gammas 0,1,2,2.5,3,3.5,4 --write
+bash tools/eval_release.sh "$name"

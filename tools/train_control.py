@@ -43,7 +43,7 @@ def parse_schedule(text: str) -> list[tuple[int, float]]:
         out.append((int(start), float(lr)))
     out.sort()
     if not out or out[0][0] != 0:
-        raise ValueError("the schedule must start at step 0, e.g. '0:2e-4,6800:6e-5'")
+        raise ValueError("the schedule must start at step 0, e.g. '0:2e-4,6750:6e-5'")
     return out
 
 
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--N", type=int, default=128)
     ap.add_argument("--M", type=int, default=320)
-    ap.add_argument("--schedule", default="0:2e-4,6800:6e-5", help="'start:lr,...' (the GQ run's schedule)")
+    ap.add_argument("--schedule", default="0:2e-4,6750:6e-5", help="'start:lr,...' (the GQ run's schedule)")
     ap.add_argument("--aux-lr", type=float, default=1e-3)
     ap.add_argument("--holdout", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
