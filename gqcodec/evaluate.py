@@ -198,11 +198,16 @@ class GQCodecAdapter(Adapter):
         self.codec = codec
         self.mode = mode
         self.rdoq = rdoq
-        effective = (codec.rdoq if mode == "range" else 0.0) if rdoq is None else float(rdoq)
         self.name = f"gqcodec-{codec.name}"
-        self.description = (f"gqcodec {_gq_version()} model {codec.name}, {mode} coding, rdoq {effective:g}, "
-                            f"device {device}")
         self.qualities = list(qualities) if qualities is not None else list(codec.qualities)
+        if rdoq is not None or mode != "range":
+            strength = f"{0.0 if rdoq is None else float(rdoq):g}"
+        else:
+            per_q = {q: codec.rdoq_for(q) for q in self.qualities}
+            strength = ", ".join(f"q{q}: {g:g}" for q, g in per_q.items()) if len(set(per_q.values())) > 1 \
+                else f"{codec.rdoq:g}"
+        self.description = (f"gqcodec {_gq_version()} model {codec.name}, {mode} coding, rdoq {strength}, "
+                            f"device {device}")
 
     def encode(self, img: Image.Image, quality) -> bytes:
         return self.codec.compress(img, quality=int(quality), mode=self.mode, rdoq=self.rdoq)

@@ -11,7 +11,7 @@ from gqcodec.model import GQConfig, GQVAE
 TINY = dict(N=16, C=48, m=16, K_bits=8, seed=5)
 
 
-def install(folder, monkeypatch, name="tiny", with_prior=True):
+def install(folder, monkeypatch, name="tiny", with_prior=True, **extra):
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     model = GQVAE(GQConfig(**TINY))
@@ -22,6 +22,7 @@ def install(folder, monkeypatch, name="tiny", with_prior=True):
         rng = np.random.default_rng(0)
         Prior.from_counts(rng.integers(0, 50, (3, 256)), 1.0).save(folder / f"{name}.prior.npz")
         entry["prior"] = f"{name}.prior.npz"
+    entry.update(extra)
     reg = {"default": name, "models": {name: entry}}
     (folder / "registry.json").write_text(json.dumps(reg))
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", folder)

@@ -182,3 +182,18 @@ def test_rdoq_needs_a_prior(tmp_path, monkeypatch):
         codec.Codec("tiny").rdoq_bias(1.0)
     zoo._cache.clear()
     codec._codecs.clear()
+
+
+def test_rdoq_tuned_per_quality(tmp_path, monkeypatch):
+    """The registry's strength applies by default; a per-quality override wins for its quality."""
+    from fakezoo import install
+
+    install(tmp_path / "w", monkeypatch, rdoq=50.0, rdoq_by_quality={"3": 0.0})
+    c = codec.Codec("tiny")
+    assert (c.rdoq_for(1), c.rdoq_for(None), c.rdoq_for(3)) == (50.0, 50.0, 0.0)
+    img = rand_image(96, 128, seed=11)
+    assert c.compress(img, quality=2) == c.compress(img, quality=2, rdoq=50.0)
+    assert c.compress(img, quality=2) != c.compress(img, quality=2, rdoq=0)
+    assert c.compress(img, quality=3) == c.compress(img, quality=3, rdoq=0)
+    zoo._cache.clear()
+    codec._codecs.clear()

@@ -130,6 +130,9 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
         qualities = [1, 2]
         rdoq = 2.5
 
+        def rdoq_for(self, quality):
+            return self.rdoq
+
         def compress(self, img, quality=None, mode="range", rdoq=None):
             assert mode == "range" and rdoq is None
             buf = io.BytesIO()
@@ -147,6 +150,13 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
     summary, records = ev.evaluate(ad, _make_images(tmp_path / "i", 1), keep_dir=keep)
     assert sorted(p.suffix for p in keep.iterdir()) == [".gqc", ".gqc"]
     assert summary["results"]["quality"] == [1, 2]
+
+    class TopPlain(FakeCodec):
+        def rdoq_for(self, quality):
+            return 0.0 if quality == 2 else self.rdoq
+
+    assert "rdoq q1: 2.5, q2: 0" in ev.GQCodecAdapter(codec=TopPlain()).description
+    assert "rdoq 0," in ev.GQCodecAdapter(codec=TopPlain(), rdoq=0).description
 
 
 def test_make_adapter_and_qualities():

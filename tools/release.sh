@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 ckpt=${1:?usage: tools/release.sh CKPT [NAME]}
 name=${2:-gq-n128-c320}
 python tools/ship_model.py --ckpt "$ckpt" --name "$name" --default
-for step in ${RDOQ_STEPS:-2:600 2.5:1400 3:1400}; do
+for step in ${RDOQ_STEPS:-2:600 2.5:1400}; do
   python tools/rdoq_prior.py --model "$name" --gamma "${step%%:*}" --images "${step##*:}"
 done
-python tools/tune_rdoq.py --model "$name" --gammas 0,1,2,2.5,3,3.5,4 --write
+python tools/tune_rdoq.py --model "$name" --gammas 0,0.5,1,1.5,2,2.5,3,3.5,4 --write
 bash tools/eval_release.sh "$name"

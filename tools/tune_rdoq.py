@@ -8,7 +8,12 @@ the decoded image, and reports the BD-rate of each strength against gamma = 0.
 
     python tools/tune_rdoq.py --images 32 --gammas 0,0.5,1,1.5,2,3,4 [--write]
 
-``--write`` stores the best strength as the registry's ``rdoq`` field.
+``--write`` stores the chosen strength as the registry's ``rdoq`` field: the smallest
+gamma whose BD-rate is within ``--tolerance`` percentage points of the best one. A
+larger gamma also lowers the top quality's rate *and* PSNR (the ladder's top moves
+down), so a gain of a few tenths of a percent is not worth it. The top quality is the
+ladder's "best the model can do", so it gets its own strength (``rdoq_by_quality``): the
+one with the lowest rate whose PSNR stays within ``--top-psnr-loss`` dB of the plain search.
 """
 from __future__ import annotations
 
@@ -57,6 +62,19 @@ def measure(codec: Codec, images, gammas) -> dict:
     return out
 
 
+def choose(report: dict[float, float], tolerance: float) -> float:
+    """The smallest strength whose BD-rate is within ``tolerance`` points of the best."""
+    best = min(report.values())
+    return min(g for g, bd in report.items() if bd <= best + tolerance)
+
+
+def choose_top(res: dict, quality: int, max_loss: float) -> float:
+    """The strength with the lowest rate at ``quality`` whose PSNR is within ``max_loss`` dB of gamma 0."""
+    ref = res[0.0][quality][1]
+    ok = [g for g in res if res[g][quality][1] >= ref - max_loss]
+    return min(ok, key=lambda g: res[g][quality][0])
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
@@ -64,7 +82,11 @@ def main(argv=None) -> None:
     ap.add_argument("--images", type=int, default=32, help="the last N images of the training pack")
     ap.add_argument("--gammas", default="0,0.5,1,1.5,2,3,4")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--write", action="store_true", help="store the best strength in the registry")
+    ap.add_argument("--tolerance", type=float, default=0.5,
+                    help="pick the smallest gamma within this many BD-rate points of the best")
+    ap.add_argument("--top-psnr-loss", type=float, default=0.15,
+                    help="dB of PSNR the top quality may lose to the plain search")
+    ap.add_argument("--write", action="store_true", help="store the chosen strengths in the registry")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     codec = Codec(a.model)
@@ -80,14 +102,23 @@ def main(argv=None) -> None:
                         [b for b, _ in pts.values()], [p for _, p in pts.values()])
         report[g] = bd
         print(f"gamma {g:g}: BD-rate vs plain search {bd:+.2f}%")
-    best = min(report, key=report.get)
-    print(json.dumps({"best_gamma": best, "bd_rate_percent": round(report[best], 2), "images": len(images)}))
+    best = choose(report, a.tolerance)
+    print(json.dumps({"chosen_gamma": best, "bd_rate_percent": round(report[best], 2),
+                      "best_bd_rate_percent": round(min(report.values()), 2), "images": len(images)}))
+    top_q = max(codec.ladder)
+    top = choose_top(res, top_q, a.top_psnr_loss)
+    print(json.dumps({"top_quality": top_q, "top_gamma": top, "bpp_psnr": res[top][top_q]}))
     if a.write:
         reg = json.loads(zoo.REGISTRY_FILE.read_text())
         reg["models"][codec.name]["rdoq"] = best
+        reg["models"][codec.name]["rdoq_by_quality"] = {str(top_q): top}
         reg["models"][codec.name]["rdoq_selection"] = {
             "images": f"last {len(images)} of the training pack",
-            "bd_rate_percent_vs_plain": {f"{g:g}": round(v, 2) for g, v in report.items()}}
+            "rule": f"smallest gamma within {a.tolerance:g} BD-rate points of the best",
+            "bd_rate_percent_vs_plain": {f"{g:g}": round(v, 2) for g, v in report.items()},
+            "top_quality": {"rule": f"lowest rate within {a.top_psnr_loss:g} dB PSNR of the plain search",
+                            f"q{top_q}_bpp_psnr_by_gamma": {f"{g:g}": [round(b, 4), round(p, 3)]
+                                                            for g, (b, p) in ((g, res[g][top_q]) for g in gammas)}}}
         zoo.REGISTRY_FILE.write_text(json.dumps(reg, indent=2) + "\n")
         print(f"{codec.name}: rdoq = {best:g} written to {zoo.REGISTRY_FILE}")
 
