@@ -88,6 +88,14 @@ class UnknownModelError(ValueError):
     """The requested (or the file's) model is not installed."""
 
 
+def save_registry(reg: dict) -> None:
+    """Replace the registry file atomically (release tools) and drop the cached copy."""
+    from .fileutil import write_atomic
+
+    write_atomic(REGISTRY_FILE, json.dumps(reg, indent=2) + "\n")
+    _cache.pop("registry", None)
+
+
 def registry() -> dict:
     """The shipped registry: ``{"default": name, "models": {name: entry}}``."""
     if "registry" not in _cache:

@@ -79,7 +79,7 @@ def main(argv=None) -> None:
                   "train_bits_per_index": round(ce_new, 4),
                   "train_codebook_usage": round(float((counts.sum(0) > 0).mean()), 4)})
     reg["models"][codec.name]["prior_stats"] = stats
-    zoo.REGISTRY_FILE.write_text(json.dumps(reg, indent=2) + "\n")
+    zoo.save_registry(reg)
     print(json.dumps({"model": codec.name, "gamma": a.gamma, "images": len(files),
                       "bits_per_index_old_prior": round(ce_old, 3), "bits_per_index_new_prior": round(ce_new, 3),
                       "seconds": round(time.time() - t0)}))

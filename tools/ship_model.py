@@ -141,7 +141,7 @@ def main():
     }
     if args.default or not reg.get("default"):
         reg["default"] = args.name
-    zoo.REGISTRY_FILE.write_text(json.dumps(reg, indent=2) + "\n")
+    zoo.save_registry(reg)
     zoo._cache.clear()
     print(f"model hash {zoo.model_hash(args.name).hex()}; registry updated: {zoo.REGISTRY_FILE}")
 

@@ -119,7 +119,7 @@ def main(argv=None) -> None:
             "top_quality": {"rule": f"lowest rate within {a.top_psnr_loss:g} dB PSNR of the plain search",
                             f"q{top_q}_bpp_psnr_by_gamma": {f"{g:g}": [round(b, 4), round(p, 3)]
                                                             for g, (b, p) in ((g, res[g][top_q]) for g in gammas)}}}
-        zoo.REGISTRY_FILE.write_text(json.dumps(reg, indent=2) + "\n")
+        zoo.save_registry(reg)
         print(f"{codec.name}: rdoq = {best:g} written to {zoo.REGISTRY_FILE}")
 
 

@@ -30,7 +30,7 @@ def main():
     if args.name not in reg["models"]:
         raise SystemExit(f"unknown model {args.name}")
     reg["models"][args.name]["kodak"] = sorted(rows, key=lambda r: r["quality"])
-    zoo.REGISTRY_FILE.write_text(json.dumps(reg, indent=2) + "\n")
+    zoo.save_registry(reg)
     print(f"{args.name}: {len(rows)} Kodak points written to {zoo.REGISTRY_FILE}")
 
 
