@@ -51,8 +51,6 @@ class Codec:
         if tile % STRIDE or tile < STRIDE:
             raise ValueError(f"tile must be a positive multiple of {STRIDE}")
         self.tile = tile
-        self.rdoq = float(e.get("rdoq", 0.0))
-        self.rdoq_by_quality = {int(q): float(g) for q, g in e.get("rdoq_by_quality", {}).items()}
         self._bias: dict = {}
         self._lock = threading.Lock()
 
@@ -68,8 +66,7 @@ class Codec:
 
     def rdoq_for(self, quality: int | None) -> float:
         """The tuned RDOQ strength for a quality (a per-quality override, else the model's default)."""
-        q = self.default_quality if quality is None else int(quality)
-        return self.rdoq_by_quality.get(q, self.rdoq)
+        return zoo.rdoq_strength(self.entry, self.default_quality if quality is None else quality)
 
     def rdoq_bias(self, gamma: float) -> torch.Tensor | None:
         """(blocks, K) search bias ``gamma * ln P_b(index)`` under the index prior, or None for gamma 0."""
@@ -153,14 +150,14 @@ class Codec:
         if mode not in MODES:
             raise CodecError(f"mode must be one of {MODES}, got {mode!r}")
         n = self.n_blocks(quality)
+        q = self.default_quality if quality is None else int(quality)
         if rdoq is None:
-            rdoq = self.rdoq_for(quality) if mode == "range" else 0.0
+            rdoq = self.rdoq_for(q) if mode == "range" else 0.0
         rdoq = float(rdoq)
         if not (rdoq >= 0 and np.isfinite(rdoq)):
             raise CodecError(f"rdoq must be a finite number >= 0, got {rdoq}")
         if rdoq and mode != "range":
             raise CodecError("rdoq only applies to range coding (raw indices all cost log2 K bits)")
-        q = self.default_quality if quality is None else int(quality)
         arr, color = normalize(open_image(image))
         h, w = arr.shape[:2]
         if h < 1 or w < 1:

@@ -204,8 +204,8 @@ class GQCodecAdapter(Adapter):
             strength = f"{0.0 if rdoq is None else float(rdoq):g}"
         else:
             per_q = {q: codec.rdoq_for(q) for q in self.qualities}
-            strength = ", ".join(f"q{q}: {g:g}" for q, g in per_q.items()) if len(set(per_q.values())) > 1 \
-                else f"{codec.rdoq:g}"
+            values = set(per_q.values())
+            strength = f"{values.pop():g}" if len(values) == 1 else ", ".join(f"q{q}: {g:g}" for q, g in per_q.items())
         self.description = (f"gqcodec {_gq_version()} model {codec.name}, {mode} coding, rdoq {strength}, "
                             f"device {device}")
 

@@ -88,6 +88,12 @@ class UnknownModelError(ValueError):
     """The requested (or the file's) model is not installed."""
 
 
+def rdoq_strength(entry: dict, quality: int) -> float:
+    """A registry entry's tuned RDOQ strength for ``quality``: its ``rdoq_by_quality``
+    override, else its ``rdoq`` (0, the plain search, when the entry has neither)."""
+    return float(entry.get("rdoq_by_quality", {}).get(str(int(quality)), entry.get("rdoq", 0.0)))
+
+
 def save_registry(reg: dict) -> None:
     """Replace the registry file atomically (release tools) and drop the cached copy."""
     from .fileutil import write_atomic

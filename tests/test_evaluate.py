@@ -157,6 +157,7 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
 
     assert "rdoq q1: 2.5, q2: 0" in ev.GQCodecAdapter(codec=TopPlain()).description
     assert "rdoq 0," in ev.GQCodecAdapter(codec=TopPlain(), rdoq=0).description
+    assert "rdoq 0," in ev.GQCodecAdapter(codec=TopPlain(), qualities=[2]).description  # the top alone
 
 
 def test_make_adapter_and_qualities():

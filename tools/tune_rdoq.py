@@ -117,8 +117,8 @@ def main(argv=None) -> None:
             "rule": f"smallest gamma within {a.tolerance:g} BD-rate points of the best",
             "bd_rate_percent_vs_plain": {f"{g:g}": round(v, 2) for g, v in report.items()},
             "top_quality": {"rule": f"lowest rate within {a.top_psnr_loss:g} dB PSNR of the plain search",
-                            f"q{top_q}_bpp_psnr_by_gamma": {f"{g:g}": [round(b, 4), round(p, 3)]
-                                                            for g, (b, p) in ((g, res[g][top_q]) for g in gammas)}}}
+                            f"q{top_q}_bpp_psnr_by_gamma": {
+                                f"{g:g}": [round(res[g][top_q][0], 4), round(res[g][top_q][1], 3)] for g in gammas}}}
         zoo.save_registry(reg)
         print(f"{codec.name}: rdoq = {best:g} written to {zoo.REGISTRY_FILE}")
 
