@@ -212,7 +212,7 @@ def models(as_json):
 @click.option("--init", default="", help="weights (.safetensors) or checkpoint (.pt) to start from when --run-dir has no checkpoint")
 @click.option("--phase", type=click.Choice(["vae", "decoder"]), default="vae", show_default=True,
               help="vae: TDC training; decoder: freeze the encoder and fine-tune the decoder on GQ codewords")
-@click.option("--model-config", default="{}", help='JSON GQConfig fields, e.g. \'{"C": 320, "m": 16, "K_bits": 16}\'')
+@click.option("--model-config", default="{}", help='JSON GQConfig fields, e.g. \'{"C": 320, "m": 16, "K_bits": 16}\'; with --init, a larger C grows the model (new blocks appended)')
 @click.option("--log-every", default=50, type=int, show_default=True)
 @click.option("--val-every", default=500, type=int, show_default=True)
 @click.option("--ckpt-every", default=200, type=int, show_default=True)

@@ -167,6 +167,38 @@ class GQVAE(nn.Module):
         return n_blocks * self.config.K_bits / STRIDE**2
 
 
+def grow_latent(state: dict, config: GQConfig, C: int, seed: int = 0) -> tuple[GQConfig, dict]:
+    """Widen a trained model's latent from ``config.C`` to ``C`` channels (new blocks appended).
+
+    The new blocks come last in the nested order, so the grown model decodes
+    every prefix of the old blocks exactly as before: the synthesis weights of
+    the new channels start at zero.  Their analysis weights start like a fresh
+    layer (mean) and at zero log-variance (sigma 1), i.e. the new blocks start
+    near the prior and training (TDC) raises their KL to the target.
+    Returns the new config and state dict; ``state`` is not modified.
+    """
+    old = config.C
+    if C < old or C % config.m:
+        raise ValueError(f"can only grow C to a larger multiple of m={config.m}: {old} -> {C}")
+    new_cfg = dataclasses.replace(config, C=C)
+    gen = torch.Generator().manual_seed(seed)
+    out = dict(state)
+    wa, ba = state["g_a.6.weight"], state["g_a.6.bias"]        # (2*old, N, k, k)
+    init = torch.empty((2 * C,) + tuple(wa.shape[1:]), dtype=wa.dtype)
+    bound = 1.0 / math.sqrt(wa[0].numel())                    # PyTorch's default conv init bound
+    init.uniform_(-bound, bound, generator=gen)
+    bias = torch.zeros(2 * C, dtype=ba.dtype)
+    init[:old], bias[:old] = wa[:old], ba[:old]                # mu of the old blocks
+    init[C:C + old], bias[C:C + old] = wa[old:], ba[old:]      # logvar of the old blocks
+    init[C + old:] = 0.0                                       # logvar of the new blocks: 0 (sigma 1)
+    out["g_a.6.weight"], out["g_a.6.bias"] = init, bias
+    ws = state["g_s.0.weight"]                                 # ConvTranspose2d: (old, N, k, k)
+    grown = torch.zeros((C,) + tuple(ws.shape[1:]), dtype=ws.dtype)
+    grown[:old] = ws
+    out["g_s.0.weight"] = grown
+    return new_cfg, out
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .model import STRIDE, GQConfig, GQVAE, psnr
+from .model import STRIDE, GQConfig, GQVAE, grow_latent, psnr
 from .quantizer import TDC
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train"
@@ -150,6 +150,20 @@ def read_init(path: str) -> dict:
             "tdc": {k: torch.tensor(v) for k, v in extra.get("tdc", {}).items()}}
 
 
+def grow_init(init: dict, C: int) -> dict:
+    """An ``read_init`` result widened to ``C`` latent channels (``model.grow_latent``).
+
+    Per-group TDC multipliers of the new blocks start as those of the last old
+    block, their nearest neighbour in the nested order.
+    """
+    cfg, state = grow_latent(init["model"], init["config"], C)
+    tdc = {}
+    for k, v in (init.get("tdc") or {}).items():
+        v = torch.as_tensor(v).float()
+        tdc[k] = torch.cat([v, v[-1:].expand(cfg.blocks - v.numel())]) if v.numel() == init["config"].blocks else v
+    return {"config": cfg, "model": state, "tdc": tdc}
+
+
 def load_tdc(tdc: TDC, state: dict) -> None:
     """Restore TDC multipliers; a shape change (shared <-> per group) broadcasts the mean."""
     if not state:
@@ -216,7 +230,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     elif init:
         mcfg = init["config"]
         if cfg.model and GQConfig.from_dict(cfg.model) != mcfg:
-            raise ValueError(f"--init has config {mcfg}, training asks for {GQConfig.from_dict(cfg.model)}")
+            want = GQConfig.from_dict(cfg.model)
+            if dataclasses.replace(want, C=mcfg.C) != mcfg or want.C < mcfg.C:
+                raise ValueError(f"--init has config {mcfg}, training asks for {want} "
+                                 "(only a larger C can differ: the model is then grown)")
+            print(f"growing the latent of {cfg.init} from C={mcfg.C} to C={want.C} "
+                  f"({mcfg.blocks} -> {want.blocks} blocks)", flush=True)
+            init = grow_init(init, want.C)
+            mcfg = init["config"]
     else:
         mcfg = GQConfig.from_dict(cfg.model)
     model = GQVAE(mcfg)

@@ -116,3 +116,49 @@ def test_decoder_phase_freezes_encoder_and_warm_starts_from_weights(tmp_path):
     ft.run_dir = str(tmp_path / "a")
     with pytest.raises(ValueError, match="phase"):
         train(ft, progress=False)
+
+
+def test_grow_latent_keeps_every_old_prefix_and_adds_blocks(tiny_model):
+    from gqcodec.model import grow_latent
+
+    state = tiny_model.state_dict()
+    cfg, grown = grow_latent(state, tiny_model.config, 64)
+    assert cfg.C == 64 and cfg.blocks == 4 and state["g_a.6.weight"].shape[0] == 64  # input untouched
+    big = GQVAE(cfg).eval()
+    big.load_state_dict(grown)
+    x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(1))
+    mu0, lv0 = tiny_model.posterior(x)
+    mu1, lv1 = big.posterior(x)
+    assert torch.equal(mu1[:, :32], mu0) and torch.equal(lv1[:, :32], lv0)
+    assert torch.count_nonzero(mu1[:, 32:]) > 0   # the new means are not dead
+    assert torch.equal(lv1[:, 32:], torch.zeros_like(lv1[:, 32:]))  # new blocks start at sigma 1
+    for n in (1, 2):
+        idx = tiny_model.encode_indices(x, n)
+        assert torch.equal(big.encode_indices(x, n), idx)
+        assert torch.equal(big.decode_indices(idx), tiny_model.decode_indices(idx))
+    with pytest.raises(ValueError, match="larger multiple"):
+        grow_latent(state, tiny_model.config, 40)
+    with pytest.raises(ValueError, match="larger multiple"):
+        grow_latent(state, tiny_model.config, 16)
+
+
+def test_training_grows_a_warm_started_model(tmp_path):
+    from gqcodec import zoo
+
+    data = tmp_path / "data"
+    _write_images(data)
+    torch.manual_seed(0)
+    m = GQVAE(GQConfig(**TINY))
+    tdc = {"lam": [0.5, 2.0], "lam_max": [3.0, 4.0], "lam_min": [0.1, 0.2]}
+    zoo.export_weights(m, tmp_path / "w.safetensors", extra={"tdc": tdc})
+    cfg = TrainConfig(data=str(data), run_dir=str(tmp_path / "g"), steps=2, batch=2, crop=32, lr=1e-3, holdout=1,
+                      log_every=2, val_every=2, ckpt_every=2, threads=1, device="cpu",
+                      init=str(tmp_path / "w.safetensors"), model={**TINY, "C": 64}, tdc_rate=1.0)
+    train(cfg, progress=False)
+    ck = torch.load(tmp_path / "g" / "ckpt.pt", weights_only=False)
+    assert ck["model_config"]["C"] == 64 and ck["model"]["g_s.0.weight"].shape[0] == 64
+    assert ck["tdc"]["lam_max"].tolist() == [3.0, 4.0, 4.0, 4.0]  # new groups copy the last old one
+    # any other config change is still refused
+    bad = TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "h"), "model": {**TINY, "C": 64, "m": 32}})
+    with pytest.raises(ValueError, match="only a larger C"):
+        train(bad, progress=False)

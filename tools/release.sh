@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Ship a checkpoint and regenerate every published number from it:
-#   tools/release.sh CKPT [NAME]
+#   tools/release.sh CKPT [NAME [PARENT]]   (PARENT: the shipped model a warm-started run grew from)
 # 1. fp16 weights + index prior + registry entry (tools/ship_model.py)
 # 2. the prior re-measured under rate-optimised quantization (tools/rdoq_prior.py, one run per
 #    "gamma:images" step of RDOQ_STEPS) and the encoder's RDOQ strength (tools/tune_rdoq.py)
 # 3. Kodak evaluation, registry numbers, RD plot and BD table (tools/eval_release.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ckpt=${1:?usage: tools/release.sh CKPT [NAME]}
+ckpt=${1:?usage: tools/release.sh CKPT [NAME [PARENT]]}
 name=${2:-gq-n128-c320}
-python tools/ship_model.py --ckpt "$ckpt" --name "$name" --default
+parent=${3:-}
+python tools/ship_model.py --ckpt "$ckpt" --name "$name" --default ${parent:+--parent "$parent"}
 for step in ${RDOQ_STEPS:-2:600 2.5:1400}; do
   python tools/rdoq_prior.py --model "$name" --gamma "${step%%:*}" --images "${step##*:}"
 done

@@ -24,8 +24,30 @@ from gqcodec.model import STRIDE, GQConfig, GQVAE, count_parameters
 from gqcodec.prior import cross_entropy_bits, measure_prior
 from gqcodec.train import DEFAULT_DATA
 
-# quality -> blocks kept (of 20 at C=320, m=16): raw bpp = blocks * 16 / 256
-DEFAULT_LADDER = {1: 2, 2: 3, 3: 4, 4: 6, 5: 8, 6: 11, 7: 15, 8: 20}
+# quality -> blocks kept (m=16, K=2^16: raw bpp = blocks * 16 / 256); steps of ~1.3x in rate
+DEFAULT_LADDER = {1: 2, 2: 3, 3: 4, 4: 6, 5: 8, 6: 11, 7: 15, 8: 20, 9: 26, 10: 32}
+
+
+def ladder_for(blocks: int) -> dict[str, int]:
+    """The default ladder cut to a model's blocks; the top quality always uses all of them."""
+    ladder = {q: n for q, n in DEFAULT_LADDER.items() if n <= blocks}
+    if max(ladder.values()) < blocks:
+        ladder[max(ladder) + 1] = blocks
+    return {str(q): n for q, n in ladder.items()}
+
+
+def describe(cfg: GQConfig, parent: str | None) -> str:
+    text = f"GQ-VAE, GDN N={cfg.N}, stride {STRIDE}, {cfg.blocks} nested blocks of m={cfg.m}, K=2^{cfg.K_bits}"
+    return text + (f"; grown from {parent}" if parent else "")
+
+
+def with_parent(summary: dict, parent: dict, name: str) -> dict:
+    """Training summary of a warm-started run plus the budget its parent had already spent."""
+    p = parent.get("training", {})
+    summary["warm_start"] = {"from": name, **{k: p[k] for k in ("steps", "crops_seen", "wall_hours", "hardware") if k in p}}
+    summary["total"] = {k: round(summary.get(k, 0) + p.get(k, 0), 2) if k == "wall_hours" else summary.get(k, 0) + p.get(k, 0)
+                        for k in ("steps", "crops_seen", "wall_hours")}
+    return summary
 
 
 def training_summary(run_dir: Path, ckpt: dict) -> dict:
@@ -82,7 +104,9 @@ def main():
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--run-dir", default=None, help="training run folder with log.jsonl (default: the checkpoint's folder)")
     ap.add_argument("--name", required=True)
-    ap.add_argument("--description", default="GQ-VAE, GDN N=128, stride 16, 20 nested blocks of m=16, K=2^16")
+    ap.add_argument("--description", default=None, help="registry description (default: from the config)")
+    ap.add_argument("--parent", default=None, help="shipped model this run was warm-started (or grown) from; "
+                    "its training budget is added to the record")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--prior-images", type=int, default=600)
     ap.add_argument("--alpha", type=float, default=0.1, help="add-alpha smoothing of the index histograms")
@@ -122,8 +146,13 @@ def main():
 
     reg = json.loads(zoo.REGISTRY_FILE.read_text()) if zoo.REGISTRY_FILE.exists() else {"default": None, "models": {}}
     cfg = model.config
+    summary = training_summary(Path(args.run_dir or Path(args.ckpt).parent), ckpt)
+    if args.parent:
+        if args.parent not in reg["models"]:
+            raise SystemExit(f"--parent {args.parent} is not in the registry")
+        summary = with_parent(summary, reg["models"][args.parent], args.parent)
     reg["models"][args.name] = {
-        "description": args.description,
+        "description": args.description or describe(cfg, args.parent),
         "weights": wfile,
         "prior": pfile,
         "config": cfg.to_dict(),
@@ -131,12 +160,12 @@ def main():
         "beta": model.quantizer.beta,
         "stride": STRIDE,
         "parameters": count_parameters(model),
-        "ladder": {str(q): n for q, n in DEFAULT_LADDER.items() if n <= cfg.blocks},
+        "ladder": ladder_for(cfg.blocks),
         "default_quality": 4,
         "beta_selection": beta_report,
         "prior_stats": {"images": args.prior_images, "alpha": args.alpha, "train_bits_per_index": round(ce, 4),
                         "train_codebook_usage": round(usage, 4)},
-        "training": training_summary(Path(args.run_dir or Path(args.ckpt).parent), ckpt),
+        "training": summary,
         "kodak": reg["models"].get(args.name, {}).get("kodak", []),
     }
     if args.default or not reg.get("default"):
