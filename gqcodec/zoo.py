@@ -102,13 +102,17 @@ def save_registry(reg: dict) -> None:
     _cache.pop("registry", None)
 
 
+def read_registry() -> dict:
+    """A fresh, editable copy of the registry file (release tools edit it, then ``save_registry``)."""
+    if not REGISTRY_FILE.exists():
+        return {"default": None, "models": {}}
+    return json.loads(REGISTRY_FILE.read_text())
+
+
 def registry() -> dict:
-    """The shipped registry: ``{"default": name, "models": {name: entry}}``."""
+    """The shipped registry: ``{"default": name, "models": {name: entry}}`` (cached; do not edit)."""
     if "registry" not in _cache:
-        if not REGISTRY_FILE.exists():
-            _cache["registry"] = {"default": None, "models": {}}
-        else:
-            _cache["registry"] = json.loads(REGISTRY_FILE.read_text())
+        _cache["registry"] = read_registry()
     return _cache["registry"]
 
 

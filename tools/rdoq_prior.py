@@ -70,7 +70,7 @@ def main(argv=None) -> None:
         np.savez_compressed(a.counts_out, counts=counts)
     e = zoo.entry(codec.name)
     prior.save(zoo.WEIGHTS_DIR / e["prior"])
-    reg = json.loads(zoo.REGISTRY_FILE.read_text())
+    reg = zoo.read_registry()
     stats = reg["models"][codec.name].setdefault("prior_stats", {})
     stats.setdefault("history", []).append({
         "rdoq_gamma": a.gamma, "images": len(files), "alpha": a.alpha,

@@ -144,7 +144,7 @@ def main():
     print(f"prior: {counts.sum()} indices from {args.prior_images} images in {time.time() - t0:.0f}s, "
           f"{ce:.3f} bits/index on them (raw {model.config.K_bits}), codebook usage {usage:.3f}")
 
-    reg = json.loads(zoo.REGISTRY_FILE.read_text()) if zoo.REGISTRY_FILE.exists() else {"default": None, "models": {}}
+    reg = zoo.read_registry()
     cfg = model.config
     summary = training_summary(Path(args.run_dir or Path(args.ckpt).parent), ckpt)
     if args.parent:

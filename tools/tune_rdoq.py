@@ -109,7 +109,7 @@ def main(argv=None) -> None:
     top = choose_top(res, top_q, a.top_psnr_loss)
     print(json.dumps({"top_quality": top_q, "top_gamma": top, "bpp_psnr": res[top][top_q]}))
     if a.write:
-        reg = json.loads(zoo.REGISTRY_FILE.read_text())
+        reg = zoo.read_registry()
         reg["models"][codec.name]["rdoq"] = best
         reg["models"][codec.name]["rdoq_by_quality"] = {str(top_q): top}
         reg["models"][codec.name]["rdoq_selection"] = {

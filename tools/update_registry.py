@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from gqcodec import rd, zoo
 
@@ -26,7 +25,7 @@ def main():
     for i, q in enumerate(res["quality"]):
         rows.append({"quality": int(q), **{k: round(float(res[k][i]), 5) for k in
                                             ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time") if k in res}})
-    reg = json.loads(zoo.REGISTRY_FILE.read_text())
+    reg = zoo.read_registry()
     if args.name not in reg["models"]:
         raise SystemExit(f"unknown model {args.name}")
     reg["models"][args.name]["kodak"] = sorted(rows, key=lambda r: r["quality"])

@@ -1,0 +1,28 @@
+"""tools/ship_model.py: the quality ladder and the training record of a grown model."""
+import importlib.util
+from pathlib import Path
+
+from gqcodec.model import GQConfig
+
+spec = importlib.util.spec_from_file_location("ship_model", Path(__file__).parent.parent / "tools" / "ship_model.py")
+ship = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ship)
+
+
+def test_ladder_is_cut_to_the_model_and_ends_at_all_blocks():
+    assert ship.ladder_for(20) == {"1": 2, "2": 3, "3": 4, "4": 6, "5": 8, "6": 11, "7": 15, "8": 20}
+    assert ship.ladder_for(32)["10"] == 32 and len(ship.ladder_for(32)) == 10
+    assert ship.ladder_for(30) == {**ship.ladder_for(20), "9": 26, "10": 30}
+    assert ship.ladder_for(5) == {"1": 2, "2": 3, "3": 4, "4": 5}
+    for blocks in range(2, 40):
+        n = list(ship.ladder_for(blocks).values())
+        assert n == sorted(set(n)) and n[-1] == blocks
+
+
+def test_grown_model_record_adds_the_parent_budget():
+    parent = {"training": {"steps": 13500, "crops_seen": 108000, "wall_hours": 2.13, "hardware": "cpu"}}
+    out = ship.with_parent({"steps": 4000, "crops_seen": 32000, "wall_hours": 1.2}, parent, "gq-a")
+    assert out["warm_start"] == {"from": "gq-a", "steps": 13500, "crops_seen": 108000, "wall_hours": 2.13, "hardware": "cpu"}
+    assert out["total"] == {"steps": 17500, "crops_seen": 140000, "wall_hours": 3.33}
+    text = ship.describe(GQConfig(C=512), "gq-a")
+    assert "32 nested blocks" in text and "grown from gq-a" in text
