@@ -327,6 +327,17 @@ def _finite_within(bpp: np.ndarray, q: np.ndarray, xmax: float) -> np.ndarray:
     return q[keep]
 
 
+def legend_columns(labels: list[str], fig_width_in: float, max_cols: int = 6) -> int:
+    """Legend columns such that a row of the longest labels fits the figure's width.
+
+    About 14 characters per inch at the legend's 9.5 pt, plus ~6 for the line sample.
+    """
+    if not labels:
+        return 1
+    per_entry = max(len(label) for label in labels) + 6
+    return max(1, min(max_cols, len(labels), int(fig_width_in * 14 // per_entry)))
+
+
 def plot_rd(ours: Iterable[tuple[str, dict]], anchors: Iterable[tuple[str, dict]], out,
             xmax: float = 1.5, title: str | None = "Kodak") -> tuple[Path, Path]:
     """Write the two-panel RD plot to ``<out stem>.png`` and ``<out stem>.svg``.
@@ -390,7 +401,7 @@ def plot_rd(ours: Iterable[tuple[str, dict]], anchors: Iterable[tuple[str, dict]
     order = [lab for lab, _ in ours if lab in handles] + [lab for lab, _ in anchors if lab in handles]
     order = list(dict.fromkeys(order))
     fig.legend([handles[k] for k in order], order, loc="outside lower center",
-               ncol=min(6, max(1, len(order))), fontsize=9.5, frameon=False)
+               ncol=legend_columns(order, fig.get_figwidth()), fontsize=9.5, frameon=False)
     for path, fmt in ((png, "png"), (svg, "svg")):
         def writer(tmp, fmt=fmt):
             with matplotlib.rc_context({"svg.hashsalt": "gqcodec", "svg.fonttype": "path"}):

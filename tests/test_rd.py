@@ -273,3 +273,14 @@ def test_plot_cli(tmp_path):
     assert r.exit_code == 1 and "no such file" in r.stderr and "Traceback" not in r.stderr
     r = CliRunner().invoke(plot_cmd, ["--out", str(tmp_path / "y.png"), "--anchors", "none"])
     assert r.exit_code == 2 and "nothing to plot" in r.stderr
+
+
+def test_legend_columns_fit_long_labels_on_fewer_columns():
+    from gqcodec.rd import legend_columns
+
+    short = ["gqcodec", "webp", "jpeg", "avif"]
+    assert legend_columns(short, 13.0) == 4
+    long = ["control: factorized prior (scalar quantization), N=128 M=320", "gqcodec", "webp"]
+    cols = legend_columns(long, 13.0)
+    assert cols < 3 and cols * (len(long[0]) + 6) <= 13.0 * 14
+    assert legend_columns(["x" * 500], 13.0) == 1 and legend_columns([], 13.0) == 1
