@@ -45,8 +45,9 @@ def with_parent(summary: dict, parent: dict, name: str) -> dict:
     """Training summary of a warm-started run plus the budget its parent had already spent."""
     p = parent.get("training", {})
     summary["warm_start"] = {"from": name, **{k: p[k] for k in ("steps", "crops_seen", "wall_hours", "hardware") if k in p}}
-    summary["total"] = {k: round(summary.get(k, 0) + p.get(k, 0), 2) if k == "wall_hours" else summary.get(k, 0) + p.get(k, 0)
-                        for k in ("steps", "crops_seen", "wall_hours")}
+    total = {k: summary.get(k, 0) + p.get(k, 0) for k in ("steps", "crops_seen", "wall_hours")}
+    total["wall_hours"] = round(total["wall_hours"], 2)
+    summary["total"] = total
     return summary
 
 
