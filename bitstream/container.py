@@ -7,8 +7,10 @@ import numpy as np
 
 from . import bitpack, rangecoder
 from .header import (HEADER_SIZE, MAX_PAYLOAD, RANGE_SLACK_BITS, FormatError, Header, crc32, encode_header,
-                     read_header, validate)
-from .prior import Prior
+                     map_table_bytes, read_header, validate, version_for)
+from .prior import PRECISION, Prior, quantize
+
+SKIP = -1  # an index array entry for a block the prefix layout does not code (its latent is the prior mean)
 
 
 def _models(header: Header, prior: Prior | None):
@@ -18,29 +20,65 @@ def _models(header: Header, prior: Prior | None):
     return lambda b: prior.model(prior.table_index(b))
 
 
+def count_table(counts: np.ndarray, n_blocks: int) -> np.ndarray:
+    """The prefix layout's count table: the histogram of the counts scaled into u16, every entry >= 1."""
+    hist = np.bincount(np.asarray(counts).reshape(-1), minlength=n_blocks + 1).astype(np.float64)
+    return np.maximum(1, np.rint(hist * 65535.0 / hist.max())).astype(np.uint16)
+
+
+def count_model(table: np.ndarray):
+    """(constriction model, 24-bit weights) of a count table (the integer rule of the priors)."""
+    w = quantize(np.asarray(table, dtype=np.int64)[None])[0]
+    return rangecoder.categorical_from_weights(w), w
+
+
+def _table_bytes(table: np.ndarray, n_blocks: int) -> bytes:
+    return np.asarray(table, dtype="<u2").tobytes().ljust(map_table_bytes(n_blocks), b"\0")
+
+
+def block_counts(indices: np.ndarray) -> np.ndarray:
+    """Per-position number of coded blocks of an index array that may hold SKIP (-1) entries.
+
+    Raises ValueError unless the coded blocks of every position are a prefix (no index after a SKIP).
+    """
+    coded = indices >= 0
+    counts = coded.sum(axis=0)
+    if not np.array_equal(coded, np.arange(indices.shape[0])[:, None, None] < counts[None]):
+        raise ValueError("skipped blocks (-1) must come after the coded ones at every position "
+                         "(each position codes a prefix of the blocks)")
+    return counts
+
+
 def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
     """Serialise ``indices`` (n_blocks, latent_h, latent_w) ints in [0, 2**K_bits) into .gqc bytes.
 
     ``header.coding`` picks raw or range coding.  Range coding uses ``prior``
     (prior = "model") or, when ``prior`` is None, the uniform prior
     (prior = "uniform"); raw coding ignores ``prior``.  The derived fields
-    (symbol_count, payload_length, CRCs, prior, prior_id) are computed here;
-    ``header`` itself is not modified (``read_header`` of the result gives the
+    (symbol_count, payload_length, CRCs, prior, prior_id, layout, version) are
+    computed here.  Entries equal to SKIP (-1) mark blocks that are not coded:
+    such a file uses the prefix layout (format version 2, range coding only),
+    any other file the dense layout (version 1).  ``header`` itself is not modified (``read_header`` of the result gives the
     completed header).  Caller errors raise ValueError.
     """
     if not isinstance(header, Header):
         raise ValueError(f"header must be a bitstream.Header, got {type(header).__name__}")
     h = dataclasses.replace(header)
-    validate(h, ValueError, derived=False)
     idx = np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise ValueError(f"indices must be an integer array, got dtype {idx.dtype}")
-    if idx.shape != h.latent_shape:
+    if idx.shape != header.latent_shape:
         raise ValueError(f"indices have shape {idx.shape}, header needs (n_blocks, latent_h, latent_w) = "
-                         f"{h.latent_shape}")
+                         f"{header.latent_shape}")
     lo, hi = int(idx.min()), int(idx.max())
-    if lo < 0 or hi >= h.K:
-        raise ValueError(f"indices must be in [0, {h.K}) for K_bits={h.K_bits}, got values in [{lo}, {hi}]")
+    skips = lo == SKIP and header.coding == "range"
+    if lo < (SKIP if skips else 0) or hi >= header.K:
+        raise ValueError(f"indices must be in [0, {header.K}) for K_bits={header.K_bits}, got values in [{lo}, {hi}]"
+                         + (" (skipped blocks, -1, need range coding)" if lo == SKIP else ""))
+    h.layout = "prefix" if skips else "dense"
+    h.version = version_for(h.layout)
+    validate(h, ValueError, derived=False)
+    counts = block_counts(idx) if h.layout == "prefix" else None
     h.prior_id = bytes(8)
     if h.coding == "raw":
         h.prior = "uniform"
@@ -56,10 +94,15 @@ def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
             prior.check_blocks(h.n_blocks)
             h.prior = "model"
             h.prior_id = prior.prior_id
-        payload = rangecoder.encode(idx, _models(h, prior))
+        if counts is None:
+            payload = rangecoder.encode(idx, _models(h, prior))
+        else:
+            table = count_table(counts, h.n_blocks)
+            payload = _table_bytes(table, h.n_blocks) + rangecoder.encode_chunks(
+                rangecoder.prefix_chunks(counts, idx, count_model(table)[0], _models(h, prior)))
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes exceeds the format's limit of {MAX_PAYLOAD}")
-    h.symbol_count = idx.size
+    h.symbol_count = idx.size if counts is None else int(counts.sum())
     h.payload_length = len(payload)
     h.payload_crc = crc32(payload)
     return encode_header(h) + payload
@@ -68,9 +111,10 @@ def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
 def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> tuple[Header, np.ndarray]:
     """Strictly parse .gqc bytes; returns ``(header, indices)`` with int64 indices (n_blocks, latent_h, latent_w).
 
+    Prefix-layout files (version 2) have SKIP (-1) at the blocks they do not code.
     ``prior`` is needed for files range-coded with the model's prior
     (header.prior == "model") and ignored otherwise.  ``max_symbols``
-    optionally caps the number of indices the caller is willing to decode.
+    optionally caps the size of the index array the caller is willing to decode.
     Every malformed input raises :class:`FormatError`.
     """
     if not isinstance(data, bytes):
@@ -88,8 +132,9 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
     if crc32(payload) != h.payload_crc:
         raise FormatError(f"payload CRC mismatch (stored 0x{h.payload_crc:08x}, computed 0x{crc32(payload):08x}): "
                           "the payload is corrupt")
-    if max_symbols is not None and h.symbol_count > max_symbols:
-        raise FormatError(f"file has {h.symbol_count} symbols, more than the allowed {max_symbols}")
+    size = h.n_blocks * h.positions
+    if max_symbols is not None and size > max_symbols:
+        raise FormatError(f"file has {size} symbols, more than the allowed {max_symbols}")
     if h.coding == "raw":
         if not bitpack.padding_ok(payload, h.symbol_count, h.K_bits):
             raise FormatError("padding bits in the last raw byte are not zero")
@@ -106,9 +151,25 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
                               f"given prior is {prior.prior_id.hex()}")
         prior.check_blocks(h.n_blocks, FormatError)
         mb = prior.min_bits()
-        per_block = h.latent_h * h.latent_w
-        least = sum(float(mb[prior.table_index(b)]) for b in range(h.n_blocks)) * per_block
-        if least * (1 - 1e-9) > 8 * h.payload_length + RANGE_SLACK_BITS:
-            raise FormatError(f"field symbol_count out of range: {h.symbol_count} symbols need at least "
-                              f"{least:.0f} bits under the prior, the payload has {8 * h.payload_length}")
-    return h, rangecoder.decode(payload, h.latent_shape, _models(h, prior))
+        block_bits = [float(mb[prior.table_index(b)]) for b in range(h.n_blocks)]
+    else:
+        block_bits = [float(h.K_bits)] * h.n_blocks
+    if h.layout == "dense":
+        least = sum(block_bits) * h.positions
+        stream = payload
+    else:
+        tb = map_table_bytes(h.n_blocks)
+        table = np.frombuffer(payload[:2 * (h.n_blocks + 1)], dtype="<u2")
+        if any(payload[2 * (h.n_blocks + 1):tb]):
+            raise FormatError("padding bytes after the count table are not zero")
+        if int(table.min()) < 1:
+            raise FormatError("count table entries must all be >= 1")
+        map_model, w = count_model(table)
+        least = min(block_bits) * h.symbol_count + (PRECISION - float(np.log2(w.max()))) * h.positions
+        stream = payload[tb:]
+    if least * (1 - 1e-9) > 8 * len(stream) + RANGE_SLACK_BITS:
+        raise FormatError(f"field symbol_count out of range: {h.symbol_count} symbols need at least "
+                          f"{least:.0f} bits, the payload has {8 * len(stream)}")
+    if h.layout == "dense":
+        return h, rangecoder.decode(stream, h.latent_shape, _models(h, prior))
+    return h, rangecoder.decode_prefix(stream, h.latent_shape, h.symbol_count, map_model, _models(h, prior))

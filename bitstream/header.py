@@ -1,4 +1,4 @@
-"""The fixed 96-byte .gqc header (format version 1): layout, validation, (de)serialisation.
+"""The fixed 96-byte .gqc header (format versions 1 and 2): layout, validation, (de)serialisation.
 
 Everything here is pure Python (``struct``, ``zlib``); nothing imports numpy
 or torch, so reading a header is instant.  The byte layout is specified in
@@ -13,7 +13,8 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"\x89GQC"
-VERSION = 1
+VERSION = 2                # the newest version: this package reads 1 and 2
+VERSIONS = (1, 2)
 HEADER_SIZE = 96
 
 # little-endian, no padding; the header CRC (last 4 bytes) is not part of this struct
@@ -37,9 +38,14 @@ RANGE_SLACK_BITS = 64
 COLORS = {"L": 1, "RGB": 3}
 CODINGS = {"raw": 0, "range": 1}
 PRIORS = {"uniform": 0, "model": 1}
+# v2: how the index array is laid out. "dense": every position codes n_blocks indices (the only
+# layout of v1); "prefix": each position codes its own number 0..n_blocks of leading blocks (the
+# block-count map, coded in the payload before the indices).
+LAYOUTS = {"dense": 0, "prefix": 1}
 _COLOR_NAMES = {v: k for k, v in COLORS.items()}
 _CODING_NAMES = {v: k for k, v in CODINGS.items()}
 _PRIOR_NAMES = {v: k for k, v in PRIORS.items()}
+_LAYOUT_NAMES = {v: k for k, v in LAYOUTS.items()}
 
 
 class FormatError(ValueError):
@@ -58,6 +64,16 @@ def _ceil_div(a: int, b: int) -> int:
 def raw_payload_length(symbol_count: int, K_bits: int) -> int:
     """Bytes of a raw payload: ``ceil(symbol_count * K_bits / 8)``."""
     return _ceil_div(symbol_count * K_bits, 8)
+
+
+def map_table_bytes(n_blocks: int) -> int:
+    """Bytes of a prefix payload's count table: ``n_blocks + 1`` u16 entries, zero-padded to a multiple of 4."""
+    return 4 * _ceil_div(2 * (n_blocks + 1), 4)
+
+
+def version_for(layout: str) -> int:
+    """The version a writer uses: 1 for dense files (readable by every reader), 2 for the prefix layout."""
+    return 1 if layout == "dense" else 2
 
 
 @dataclass
@@ -89,13 +105,19 @@ class Header:
     payload_crc: int = 0
     prior_id: bytes = field(default=bytes(8))
     header_crc: int = 0
-    version: int = VERSION
+    layout: str = "dense"
+    version: int = 1
 
     # -- derived ------------------------------------------------------------
     @property
     def K(self) -> int:
         """Codebook size ``2**K_bits``."""
         return 1 << self.K_bits
+
+    @property
+    def positions(self) -> int:
+        """Latent positions ``latent_h * latent_w``."""
+        return self.latent_h * self.latent_w
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -124,6 +146,7 @@ class Header:
             "m": self.m,
             "stride": self.stride,
             "n_blocks": self.n_blocks,
+            "layout": self.layout,
             "latent_h": self.latent_h,
             "latent_w": self.latent_w,
             "width": self.width,
@@ -177,8 +200,12 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
     With ``derived=False`` the computed fields (symbol_count, payload_length,
     CRCs, prior_id) are not checked (used by ``pack`` before it fills them).
     """
-    if h.version != VERSION:
-        raise err(f"unsupported version {h.version} (this reader supports {VERSION})")
+    if h.version not in VERSIONS:
+        raise err(f"unsupported version {h.version} (this reader supports {', '.join(map(str, VERSIONS))})")
+    if h.layout not in LAYOUTS:
+        raise err(f"field layout out of range: {h.layout!r} (must be 'dense' or 'prefix')")
+    if h.version == 1 and h.layout != "dense":
+        raise err(f"field layout out of range: version 1 files are dense, got {h.layout!r}")
     check_model_id(h.model_id, err)
     if not isinstance(h.model_hash, (bytes, bytearray)) or len(h.model_hash) != 8:
         raise err("field model_hash out of range: must be 8 bytes")
@@ -205,12 +232,19 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
     if h.coding == "range" and k > MAX_RANGE_K_BITS:
         raise err(f"field K_bits out of range for range coding: {k} (range coding supports 1..{MAX_RANGE_K_BITS}; "
                   f"use raw coding)")
+    if h.layout == "prefix" and h.coding != "range":
+        raise err("field layout out of range: the prefix layout needs range coding")
     if not derived:
         return
-    count = n * lh * lw
     sc = _int_field(h, "symbol_count", 0, (1 << 64) - 1, err)
-    if sc != count:
-        raise err(f"field symbol_count inconsistent: {sc} != n_blocks*latent_h*latent_w = {count}")
+    if h.layout == "dense":
+        count = n * lh * lw
+        if sc != count:
+            raise err(f"field symbol_count inconsistent: {sc} != n_blocks*latent_h*latent_w = {count}")
+    else:
+        count = sc
+        if sc > n * lh * lw:
+            raise err(f"field symbol_count inconsistent: {sc} > n_blocks*latent_h*latent_w = {n * lh * lw}")
     pl = _int_field(h, "payload_length", 0, MAX_PAYLOAD, err)
     _int_field(h, "payload_crc", 0, (1 << 32) - 1, err)
     if not isinstance(h.prior_id, (bytes, bytearray)) or len(h.prior_id) != 8:
@@ -222,9 +256,11 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
         if pl != need:
             raise err(f"length mismatch: raw payload_length is {pl}, {count} symbols at {k} bits need {need} bytes")
     else:
-        if pl < 4 or pl % 4:
-            raise err(f"length mismatch: range payload_length {pl} is not a positive multiple of 4")
-        if h.prior == "uniform" and count * k > 8 * pl + RANGE_SLACK_BITS:
+        table = map_table_bytes(n) if h.layout == "prefix" else 0
+        if pl < table + 4 or pl % 4:
+            raise err(f"length mismatch: range payload_length {pl} is not a multiple of 4 of at least "
+                      f"{table + 4} bytes")
+        if h.prior == "uniform" and count * k > 8 * (pl - table) + RANGE_SLACK_BITS:
             raise err(f"field symbol_count out of range: {count} symbols at {k} bits each cannot fit in a "
                       f"{pl}-byte range payload")
     if (h.prior == "model") != any(h.prior_id):
@@ -235,8 +271,8 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
 def encode_header(h: Header) -> bytes:
     """The 96 header bytes of a fully filled, valid header (header_crc computed here)."""
     validate(h, ValueError)
-    body = _LAYOUT.pack(MAGIC, VERSION, h.K_bits, h.m, h.stride, COLORS[h.color], CODINGS[h.coding],
-                        PRIORS[h.prior], h.quality, h.n_blocks, bytes(2),
+    body = _LAYOUT.pack(MAGIC, h.version, h.K_bits, h.m, h.stride, COLORS[h.color], CODINGS[h.coding],
+                        PRIORS[h.prior], h.quality, h.n_blocks, bytes([LAYOUTS[h.layout], 0]),
                         check_model_id(h.model_id).ljust(MODEL_ID_BYTES, b"\0"), bytes(h.model_hash),
                         h.codebook_seed, h.width, h.height, h.latent_h, h.latent_w, h.symbol_count,
                         h.payload_length, h.payload_crc, bytes(h.prior_id), bytes(4))
@@ -260,8 +296,8 @@ def read_header(data) -> Header:
         raise FormatError(f"bad magic {bytes(data[:4])!r}: not a .gqc file (expected {MAGIC!r})")
     if n < 5:
         raise FormatError(f"truncated header: {n} bytes, a .gqc header needs {HEADER_SIZE}")
-    if data[4] != VERSION:
-        raise FormatError(f"unsupported version {data[4]} (this reader supports {VERSION})")
+    if data[4] not in VERSIONS:
+        raise FormatError(f"unsupported version {data[4]} (this reader supports {', '.join(map(str, VERSIONS))})")
     if n < HEADER_SIZE:
         raise FormatError(f"truncated header: {n} bytes, a .gqc header needs {HEADER_SIZE}")
     raw = bytes(data[:HEADER_SIZE])
@@ -271,8 +307,12 @@ def read_header(data) -> Header:
                           "the header is corrupt")
     (_, version, K_bits, m, stride, color, coding, prior, quality, n_blocks, res1, model_id, model_hash, seed,
      width, height, lh, lw, symbol_count, payload_length, payload_crc, prior_id, res2) = _LAYOUT.unpack(body)
-    if any(res1):
+    if version == 1 and any(res1):
         raise FormatError("reserved bytes at offset 14..15 are not zero")
+    if version >= 2 and res1[1]:
+        raise FormatError("reserved byte at offset 15 is not zero")
+    if res1[0] not in _LAYOUT_NAMES:
+        raise FormatError(f"field layout out of range: {res1[0]} (must be 0 = dense or 1 = prefix)")
     if any(res2):
         raise FormatError("reserved bytes at offset 88..91 are not zero")
     if color not in _COLOR_NAMES:
@@ -292,6 +332,7 @@ def read_header(data) -> Header:
                n_blocks=n_blocks, latent_h=lh, latent_w=lw, width=width, height=height,
                color=_COLOR_NAMES[color], coding=_CODING_NAMES[coding], prior=_PRIOR_NAMES[prior],
                quality=quality, symbol_count=symbol_count, payload_length=payload_length,
-               payload_crc=payload_crc, prior_id=prior_id, header_crc=stored_crc, version=version)
+               payload_crc=payload_crc, prior_id=prior_id, header_crc=stored_crc,
+               layout=_LAYOUT_NAMES[res1[0]], version=version)
     validate(h, FormatError)
     return h

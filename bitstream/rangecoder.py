@@ -13,8 +13,11 @@ cheap.  Parameters: ``constriction.stream.queue.RangeEncoder/RangeDecoder``
   ``w`` bit for bit, so the code is defined by integers only.
 
 The payload is the encoder's uint32 words, each stored little-endian.
-Blocks are coded one after another into one stream, block b's ``h*w``
-symbols in C order with block b's model.
+Dense layout: blocks are coded one after another into one stream, block b's
+``h*w`` symbols in C order with block b's model.  Prefix layout (format v2):
+first the ``h*w`` block counts with the count-map model, then block b's
+indices at the positions whose count exceeds b, in C order, with block b's
+model (:func:`prefix_chunks`).
 """
 from __future__ import annotations
 
@@ -45,14 +48,43 @@ def categorical_from_weights(w: np.ndarray):
     return M.Categorical(np.ascontiguousarray(np.asarray(w, dtype=np.int64) - 1, dtype=np.float64), perfect=False)
 
 
-def encode(indices: np.ndarray, model_for_block) -> bytes:
-    """Range-code ``indices`` (n, h, w) block by block; returns the little-endian payload."""
+def encode_chunks(chunks) -> bytes:
+    """Range-code ``(symbols, model)`` pairs one after another into one stream; returns the payload."""
     _, Q = _lib()
     enc = Q.RangeEncoder()
-    for b in range(indices.shape[0]):
-        slab = np.ascontiguousarray(indices[b], dtype=np.int32).reshape(-1)
-        enc.encode(slab, model_for_block(b))
+    for symbols, model in chunks:
+        flat = np.ascontiguousarray(symbols, dtype=np.int32).reshape(-1)
+        if flat.size:
+            enc.encode(flat, model)
     return np.asarray(enc.get_compressed(), dtype="<u4").tobytes()
+
+
+def encode(indices: np.ndarray, model_for_block) -> bytes:
+    """Range-code ``indices`` (n, h, w) block by block; returns the little-endian payload."""
+    return encode_chunks((indices[b], model_for_block(b)) for b in range(indices.shape[0]))
+
+
+def prefix_chunks(counts: np.ndarray, indices: np.ndarray, map_model, model_for_block):
+    """The prefix layout's symbol order: the count map, then block b's indices where ``counts > b``."""
+    yield counts, map_model
+    for b in range(indices.shape[0]):
+        yield indices[b][counts > b], model_for_block(b)
+
+
+def _canonical(payload: bytes, chunks) -> None:
+    try:
+        again = encode_chunks(chunks)
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise FormatError(f"range payload decodes to invalid symbols: {e}") from None
+    if again != bytes(payload):
+        raise FormatError("range payload is not the canonical encoding of its symbols (corrupt or extra data)")
+
+
+def _decoder(payload: bytes):
+    _, Q = _lib()
+    return Q.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
 
 def decode(payload: bytes, shape: tuple[int, int, int], model_for_block) -> np.ndarray:
@@ -61,24 +93,43 @@ def decode(payload: bytes, shape: tuple[int, int, int], model_for_block) -> np.n
     The payload must be canonical: re-encoding the decoded symbols must give
     back exactly the same bytes (rejects corrupt words and appended data).
     """
-    _, Q = _lib()
     n, h, w = shape
-    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
     out = np.empty(shape, dtype=np.int64)
     try:
-        dec = Q.RangeDecoder(words)
+        dec = _decoder(payload)
         for b in range(n):
             out[b] = np.asarray(dec.decode(model_for_block(b), h * w)).reshape(h, w)
     except MemoryError:
         raise
     except Exception as e:  # constriction raises assorted errors on garbage
         raise FormatError(f"range payload cannot be decoded: {e}") from None
+    _canonical(payload, ((out[b], model_for_block(b)) for b in range(n)))
+    return out
+
+
+def decode_prefix(payload: bytes, shape: tuple[int, int, int], symbol_count: int, map_model,
+                  model_for_block) -> np.ndarray:
+    """Inverse of ``encode_chunks(prefix_chunks(...))``: int64 (n, h, w) with -1 where a block is not coded.
+
+    The decoded count map must hold ``symbol_count`` indices in all, and the
+    payload must be canonical.
+    """
+    n, h, w = shape
     try:
-        again = encode(out, model_for_block)
-    except MemoryError:
+        dec = _decoder(payload)
+        counts = np.asarray(dec.decode(map_model, h * w), dtype=np.int64).reshape(h, w)
+        if int(counts.sum()) != symbol_count:
+            raise FormatError(f"field symbol_count inconsistent: {symbol_count} != {int(counts.sum())} indices "
+                              "in the block-count map")
+        out = np.full(shape, -1, dtype=np.int64)
+        for b in range(n):
+            keep = counts > b
+            k = int(keep.sum())
+            if k:
+                out[b][keep] = np.asarray(dec.decode(model_for_block(b), k))
+    except (MemoryError, FormatError):
         raise
-    except Exception as e:
-        raise FormatError(f"range payload decodes to invalid symbols: {e}") from None
-    if again != bytes(payload):
-        raise FormatError("range payload is not the canonical encoding of its symbols (corrupt or extra data)")
+    except Exception as e:  # constriction raises assorted errors on garbage
+        raise FormatError(f"range payload cannot be decoded: {e}") from None
+    _canonical(payload, prefix_chunks(counts, out, map_model, model_for_block))
     return out

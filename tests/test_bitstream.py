@@ -143,7 +143,7 @@ def _valid(coding="raw", **kw):
 
 
 def test_header_layout_and_constants():
-    assert HEADER_SIZE == 96 and VERSION == 1 and MAGIC == b"\x89GQC"
+    assert HEADER_SIZE == 96 and VERSION == 2 and MAGIC == b"\x89GQC"
     data = _valid(K_bits=10)
     h = read_header(data)
     assert data[:4] == MAGIC and data[4] == 1
@@ -177,7 +177,7 @@ def test_bad_magic_version_reserved():
     _err(data[:3], "truncated header")
     _err(b"", "truncated header")
     _err(data[:50], "truncated header", header_only=True)
-    _err(edit(data, 4, b"\x02"), "unsupported version 2", "supports 1")
+    _err(edit(data, 4, b"\x03"), "unsupported version 3", "supports 1, 2")
     _err(data[:4] + b"\x07", "unsupported version 7")
     _err(edit(data, 14, b"\x01"), "reserved")
     _err(edit(data, 91, b"\x80"), "reserved")
@@ -293,8 +293,7 @@ def test_pack_caller_errors():
         pack(h, good - 1)
     for bad in (dict(model_id="x" * 17), dict(model_id=""), dict(model_id="é"), dict(model_hash=b"123"),
                 dict(K_bits=0), dict(m=65), dict(stride=0), dict(quality=256), dict(color="CMYK"),
-                dict(coding="zip"), dict(width=10), dict(codebook_seed=-1), dict(codebook_seed=1 << 64),
-                dict(version=2)):
+                dict(coding="zip"), dict(width=10), dict(codebook_seed=-1), dict(codebook_seed=1 << 64)):
         with pytest.raises(ValueError) as e:
             pack(h.replace(**bad), good)
         assert not isinstance(e.value, FormatError) or "version" in str(e.value)

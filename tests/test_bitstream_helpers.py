@@ -60,3 +60,13 @@ def edit(data: bytes, offset: int, new: bytes, payload_crc: bool = False) -> byt
     b = bytearray(data)
     b[offset:offset + len(new)] = new
     return fix_crcs(bytes(b), payload_crc=payload_crc)
+
+
+def skip_tail(rng, idx: np.ndarray, p_full: float = 0.3) -> np.ndarray:
+    """``idx`` with a random number of trailing blocks per position set to -1 (the prefix layout)."""
+    n = idx.shape[0]
+    counts = rng.integers(0, n + 1, size=idx.shape[1:])
+    counts[rng.random(idx.shape[1:]) < p_full] = n
+    out = idx.copy()
+    out[np.arange(n)[:, None, None] >= counts[None]] = -1
+    return out

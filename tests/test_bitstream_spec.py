@@ -12,27 +12,29 @@ import pytest
 
 import bitstream
 from bitstream import HEADER_SIZE, Prior, pack
-from test_bitstream_helpers import make_header, random_indices, sample_from_prior, skewed_prior
+from test_bitstream_helpers import make_header, random_indices, sample_from_prior, skewed_prior, skip_tail
 
 M64 = (1 << 64) - 1
 
 
 # -- an independent implementation of docs/bitstream.md ---------------------------
 def spec_header(data: bytes) -> dict:
-    assert data[:4] == b"\x89GQC" and data[4] == 1
+    assert data[:4] == b"\x89GQC" and data[4] in (1, 2)
     assert zlib.crc32(data[:92]) == struct.unpack_from("<I", data, 92)[0]
     u8 = lambda o: data[o]  # noqa: E731
     u16 = lambda o: struct.unpack_from("<H", data, o)[0]  # noqa: E731
     u32 = lambda o: struct.unpack_from("<I", data, o)[0]  # noqa: E731
     u64 = lambda o: struct.unpack_from("<Q", data, o)[0]  # noqa: E731
-    h = dict(K_bits=u8(5), m=u8(6), stride=u8(7), color={1: "L", 3: "RGB"}[u8(8)],
+    h = dict(version=u8(4), K_bits=u8(5), m=u8(6), stride=u8(7), color={1: "L", 3: "RGB"}[u8(8)],
              coding={0: "raw", 1: "range"}[u8(9)], prior={0: "uniform", 1: "model"}[u8(10)], quality=u8(11),
-             n_blocks=u16(12), model_id=data[16:32].rstrip(b"\0").decode(), model_hash=data[32:40],
-             codebook_seed=u64(40), width=u32(48), height=u32(52), latent_h=u32(56), latent_w=u32(60),
-             symbol_count=u64(64), payload_length=u32(72), payload_crc=u32(76), prior_id=data[80:88])
-    assert data[14:16] == b"\0\0" and data[88:92] == b"\0" * 4
+             n_blocks=u16(12), layout={0: "dense", 1: "prefix"}[u8(14)], model_id=data[16:32].rstrip(b"\0").decode(),
+             model_hash=data[32:40], codebook_seed=u64(40), width=u32(48), height=u32(52), latent_h=u32(56),
+             latent_w=u32(60), symbol_count=u64(64), payload_length=u32(72), payload_crc=u32(76),
+             prior_id=data[80:88])
+    assert data[15] == 0 and data[88:92] == b"\0" * 4 and (h["version"] == 2 or h["layout"] == "dense")
     assert h["latent_h"] == -(-h["height"] // h["stride"]) and h["latent_w"] == -(-h["width"] // h["stride"])
-    assert h["symbol_count"] == h["n_blocks"] * h["latent_h"] * h["latent_w"]
+    if h["layout"] == "dense":
+        assert h["symbol_count"] == h["n_blocks"] * h["latent_h"] * h["latent_w"]
     assert len(data) == HEADER_SIZE + h["payload_length"]
     assert zlib.crc32(data[HEADER_SIZE:]) == h["payload_crc"]
     return h
@@ -87,33 +89,39 @@ def spec_tables(h: dict, freqs) -> list[Table]:
     return [rows[b if T > 1 else 0] for b in range(n)]
 
 
+class SpecDecoder:
+    """Section 5.3: one symbol at a time, with the table the caller names."""
+
+    def __init__(self, payload: bytes):
+        self.W = [struct.unpack_from("<I", payload, 4 * i)[0] for i in range(len(payload) // 4)]
+        self.point, self.nxt, self.lower, self.rng = (self.word(0) << 32) | self.word(1), 2, 0, M64
+
+    def word(self, i):
+        return self.W[i] if i < len(self.W) else 0
+
+    def symbol(self, t: Table) -> int:
+        scale = self.rng >> 24
+        q = ((self.point - self.lower) & M64) // scale
+        assert q < 1 << 24
+        s = t.find(q)
+        self.lower = (self.lower + scale * t.c(s)) & M64
+        self.rng = scale * t.w(s)
+        while self.rng < 1 << 32:
+            self.lower, self.rng = (self.lower << 32) & M64, self.rng << 32
+            self.point = ((self.point << 32) & M64) | self.word(self.nxt)
+            self.nxt += 1
+        return s
+
+
 def spec_range_decode(payload: bytes, h: dict, tables: list[Table]) -> list[int]:
-    W = [struct.unpack_from("<I", payload, 4 * i)[0] for i in range(len(payload) // 4)]
-    word = lambda i: W[i] if i < len(W) else 0  # noqa: E731
-    point, nxt, lower, rng = (word(0) << 32) | word(1), 2, 0, M64
-    out = []
-    for b in range(h["n_blocks"]):
-        t = tables[b]
-        for _ in range(h["latent_h"] * h["latent_w"]):
-            scale = rng >> 24
-            q = ((point - lower) & M64) // scale
-            assert q < 1 << 24
-            s = t.find(q)
-            lower = (lower + scale * t.c(s)) & M64
-            rng = scale * t.w(s)
-            while rng < 1 << 32:
-                lower, rng = (lower << 32) & M64, rng << 32
-                point = ((point << 32) & M64) | word(nxt)
-                nxt += 1
-            out.append(s)
-    return out
+    d = SpecDecoder(payload)
+    return [d.symbol(tables[b]) for b in range(h["n_blocks"]) for _ in range(h["latent_h"] * h["latent_w"])]
 
 
-def spec_range_encode(symbols: list[int], h: dict, tables: list[Table]) -> bytes:
+def spec_encode(pairs) -> bytes:
+    """Section 5.4 over (symbol, table) pairs."""
     L, rng, shifts = 0, M64, 0
-    per_block = h["latent_h"] * h["latent_w"]
-    for i, s in enumerate(symbols):
-        t = tables[i // per_block]
+    for s, t in pairs:
         scale = rng >> 24
         L += scale * t.c(s)
         rng = scale * t.w(s)
@@ -125,6 +133,32 @@ def spec_range_encode(symbols: list[int], h: dict, tables: list[Table]) -> bytes
     if P + (1 << 32) <= L + rng:
         words = words[:-1]
     return b"".join(struct.pack("<I", x) for x in words)
+
+
+def spec_range_encode(symbols: list[int], h: dict, tables: list[Table]) -> bytes:
+    per_block = h["latent_h"] * h["latent_w"]
+    return spec_encode((s, tables[i // per_block]) for i, s in enumerate(symbols))
+
+
+def spec_prefix_decode(payload: bytes, h: dict, tables: list[Table]) -> list[int]:
+    """Section 5.6: the count table, the count map, then the coded indices; -1 where a block is skipped."""
+    n, P = h["n_blocks"], h["latent_h"] * h["latent_w"]
+    tb = 4 * -(-2 * (n + 1) // 4)
+    g = [struct.unpack_from("<H", payload, 2 * i)[0] for i in range(n + 1)]
+    assert min(g) >= 1 and payload[2 * (n + 1):tb] == bytes(tb - 2 * (n + 1))
+    gt = Table(spec_weights(g))
+    d = SpecDecoder(payload[tb:])
+    counts = [d.symbol(gt) for _ in range(P)]
+    assert sum(counts) == h["symbol_count"]
+    out = [-1] * (n * P)
+    for b in range(n):
+        for p in range(P):
+            if counts[p] > b:
+                out[b * P + p] = d.symbol(tables[b])
+    pairs = [(c, gt) for c in counts] + [(out[b * P + p], tables[b]) for b in range(n) for p in range(P)
+                                         if counts[p] > b]
+    assert payload[:tb] + spec_encode(pairs) == payload  # canonical
+    return out
 
 
 def spec_raw_decode(payload: bytes, h: dict) -> list[int]:
@@ -141,6 +175,8 @@ def spec_decode(data: bytes, freqs=None):
     if h["coding"] == "raw":
         return h, spec_raw_decode(payload, h)
     weights = spec_tables(h, freqs)
+    if h["layout"] == "prefix":
+        return h, spec_prefix_decode(payload, h, weights)
     syms = spec_range_decode(payload, h, weights)
     assert spec_range_encode(syms, h, weights) == payload  # canonical (section 5.5)
     return h, syms
@@ -171,6 +207,11 @@ def test_independent_decoder_agrees(coding, k, prior_kind):
     ref = bitstream.read_header(data)
     for key, v in h.items():
         assert getattr(ref, key) == v, key
+    if coding == "range":  # the same array with trailing blocks skipped: format v2, prefix layout
+        skipped = skip_tail(rng, idx)
+        d2 = pack(header, skipped, prior=prior)
+        h2, syms2 = spec_decode(d2, None if prior is None else prior.freqs)
+        assert (h2["version"], h2["layout"]) == (2, "prefix") and syms2 == skipped.reshape(-1).tolist()
     if prior is not None:
         assert h["prior_id"] == bytes.fromhex(prior.sha256()[:16])
         w = prior.weights()
@@ -249,7 +290,13 @@ GOLDEN = {
     "raw": "065372c4fef639f082b5d8f7f2fa8e8dc4c0ef7b6d3bd4a07ce64c6fc1b79141",
     "range-uniform": "df050294daf1e1af8db49f20526d8aed55dd2f3de210d7044b0c0f0606afd230",
     "range-model": "8ac95b37f154322327ef185017ea84920ba82f5779b49ed72ce068dd918f0430",
+    "range-prefix": "bb5a045189d88f585788b351c26c7f204b590757946ae995656215182252a061",  # version 2
 }
+
+
+def _golden_prior():
+    counts = np.stack([1000 // (1 + np.arange(64)), 1 + (np.arange(64) * 13) % 50])
+    return Prior.from_counts(counts, smoothing=0.5)
 
 
 def _golden_files():
@@ -257,17 +304,21 @@ def _golden_files():
     i = np.arange(2 * 3 * 5)
     idx6 = ((i * 37 + 11) % 64).reshape(2, 3, 5)
     skew = ((i * i) % 7).reshape(2, 3, 5)
-    counts = np.stack([1000 // (1 + np.arange(64)), 1 + (np.arange(64) * 13) % 50])
-    prior = Prior.from_counts(counts, smoothing=0.5)
+    prior = _golden_prior()
+    counts_map = (np.arange(15) % 3).reshape(3, 5)  # 0, 1 or 2 coded blocks per position
     h = make_header(6, 2, 3, 5, "raw")
     return {
         "raw": pack(h, idx6),
         "range-uniform": pack(h.replace(coding="range"), idx6),
         "range-model": pack(h.replace(coding="range"), skew, prior=prior),
+        "range-prefix": pack(h.replace(coding="range"), np.where(np.arange(2)[:, None, None] < counts_map, skew, -1),
+                             prior=prior),
     }
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_golden_files_are_frozen(name):
     data = _golden_files()[name]
+    h, syms = spec_decode(data, _golden_prior().freqs)  # and the independent reader reads them
+    assert h["version"] == (2 if name == "range-prefix" else 1)
     assert hashlib.sha256(data).hexdigest() == GOLDEN[name], (name, hashlib.sha256(data).hexdigest())
