@@ -10,9 +10,9 @@ never), so header parsing is instant::
 
 Every malformed input raises :class:`FormatError` (a ValueError).
 """
-from .container import pack, unpack
+from .container import SKIP, count_model, count_table, pack, unpack
 from .header import HEADER_SIZE, MAGIC, VERSION, FormatError, Header, crc32, read_header
 from .prior import Prior
 
-__all__ = ["FormatError", "HEADER_SIZE", "Header", "MAGIC", "Prior", "VERSION", "crc32", "pack", "read_header",
-           "unpack"]
+__all__ = ["FormatError", "HEADER_SIZE", "Header", "MAGIC", "Prior", "SKIP", "VERSION", "count_model", "count_table",
+           "crc32", "pack", "read_header", "unpack"]

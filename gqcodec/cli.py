@@ -105,10 +105,14 @@ def main():
 @click.option("--raw", "mode", flag_value="raw", help="bit-pack the indices at log2 K bits each")
 @click.option("--rdoq", type=click.FloatRange(min=0), default=None,
               help="rate-optimised quantization strength for range coding (default: the model's tuned value; 0: off)")
+@click.option("--adaptive/--dense", default=None,
+              help="adaptive: each latent position keeps only the blocks that pay for their bits (format v2; "
+                   "default with range coding when the model is tuned for it); dense: every position codes all "
+                   "n(q) blocks (format v1)")
 @click.option("--model", default=None, help="model name (default: the shipped default)")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")
 @click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
-def compress(src, dst, quality, mode, rdoq, model, device, force):
+def compress(src, dst, quality, mode, rdoq, adaptive, model, device, force):
     """Compress image SRC (png, jpg, webp, ...; - for stdin) to DST (.gqc; - for stdout)."""
     from .codec import load
     from .imageio import open_image
@@ -116,13 +120,14 @@ def compress(src, dst, quality, mode, rdoq, model, device, force):
     check_output(dst, force)
     image = open_image(read_input(src)) if src == "-" else open_image(src)
     codec = load(model, device=device)
-    data = codec.compress(image, quality=quality, mode=mode, rdoq=rdoq)
+    data = codec.compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive)
     write_atomic(dst, data, force)
     if dst != "-":
         h = bitstream.read_header(data)
+        layout = ", adaptive" if h.layout == "prefix" else ""
         click.echo(f"{src} -> {dst}: {h.width}x{h.height}, {len(data)} bytes, "
-                   f"{len(data) * 8 / (h.width * h.height):.4f} bpp (model {h.model_id}, quality {h.quality}, {h.coding})",
-                   err=True)
+                   f"{len(data) * 8 / (h.width * h.height):.4f} bpp (model {h.model_id}, quality {h.quality}, "
+                   f"{h.coding}{layout})", err=True)
 
 
 @main.command(epilog=EXAMPLES)

@@ -9,6 +9,12 @@
 Large images are processed in tiles whose margins cover the transforms'
 receptive field, so the result equals a whole-image pass (no seams) while
 memory stays bounded by the tile size.
+
+Spatially adaptive rate (range coding, on by default when the model has tuned
+strengths): quality q allows up to n(q) blocks per latent position, and the
+encoder keeps at each position the number of leading blocks that minimises
+``squared error + lambda_q * bits`` (format v2's prefix layout). Flat regions
+then stop paying for blocks that add nothing, or even hurt.
 """
 from __future__ import annotations
 
@@ -67,6 +73,54 @@ class Codec:
     def rdoq_for(self, quality: int | None) -> float:
         """The tuned RDOQ strength for a quality (a per-quality override, else the model's default)."""
         return zoo.rdoq_strength(self.entry, self.default_quality if quality is None else quality)
+
+    def adaptive_lambda(self, quality: int | None) -> float | None:
+        """The tuned rate-distortion multiplier of the adaptive layout for a quality (None: not tuned)."""
+        q = self.default_quality if quality is None else int(quality)
+        v = self.entry.get("adaptive_lambda", {}).get(str(q))
+        return None if v is None else float(v)
+
+    def index_bits(self, indices: np.ndarray) -> np.ndarray:
+        """Code length in bits of each index (n, h, w) under the shipped prior's exact 24-bit weights."""
+        w = self.prior.weights()
+        out = np.empty(indices.shape, dtype=np.float64)
+        for b in range(indices.shape[0]):
+            out[b] = 24.0 - np.log2(w[self.prior.table_index(b)][indices[b]])
+        return out
+
+    def count_costs(self, rgb: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What keeping c = 0..n leading blocks costs at each position: ``(se, bits)``, both (n + 1, h, w).
+
+        ``se[c]``: squared error (8-bit units, summed over the position's 16x16 patch and the
+        three channels) of the image decoded with c blocks everywhere; ``bits[c]``: the code
+        length of the position's first c indices under the prior. Costs n + 1 decodes.
+        """
+        n, lh, lw = indices.shape
+        H, W = rgb.shape[:2]
+        bits = np.concatenate([np.zeros((1, lh, lw)), np.cumsum(self.index_bits(indices), axis=0)])
+        se = np.empty((n + 1, lh, lw))
+        for c in range(n + 1):
+            trial = indices.copy()
+            trial[c:] = bitstream.SKIP
+            err = np.zeros((lh * STRIDE, lw * STRIDE))
+            out = self.decode_array(trial, H, W).astype(np.float32)
+            err[:H, :W] = ((out - rgb.astype(np.float32)) ** 2).sum(axis=2)
+            se[c] = err.reshape(lh, STRIDE, lw, STRIDE).sum(axis=(1, 3))
+        return se, bits
+
+    @staticmethod
+    def pick_counts(se: np.ndarray, bits: np.ndarray, lam: float) -> np.ndarray:
+        """Per-position count (h, w) minimising ``se + lam * bits``, the count map's own cost
+        included (a second pass, once the map's histogram is known)."""
+        J = se + lam * bits
+        counts = J.argmin(axis=0)
+        _, w = bitstream.count_model(bitstream.count_table(counts, se.shape[0] - 1))
+        map_bits = 24.0 - np.log2(w.astype(np.float64))
+        return (J + lam * map_bits[:, None, None]).argmin(axis=0)
+
+    def choose_counts(self, rgb: np.ndarray, indices: np.ndarray, lam: float) -> np.ndarray:
+        """The adaptive layout's block counts (h, w) for ``indices`` (n, h, w) of image ``rgb``."""
+        return self.pick_counts(*self.count_costs(rgb, indices), lam)
 
     def rdoq_bias(self, gamma: float) -> torch.Tensor | None:
         """(blocks, K) search bias ``gamma * ln P_b(index)`` under the index prior, or None for gamma 0."""
@@ -140,12 +194,16 @@ class Codec:
         return out[:height, :width]
 
     # -- bytes -----------------------------------------------------------------
-    def compress(self, image, quality: int | None = None, mode: str = "range", rdoq: float | None = None) -> bytes:
+    def compress(self, image, quality: int | None = None, mode: str = "range", rdoq: float | None = None,
+                 adaptive: bool | None = None) -> bytes:
         """Encode a path, PIL image or uint8 array to .gqc bytes.
 
         ``rdoq``: strength of rate-distortion optimised quantization (range mode only;
         None: the model's tuned strength for this quality, 0: plain GQ search). Decoding is
         unaffected.
+        ``adaptive``: spatially adaptive rate, each position keeps only the leading blocks
+        that pay for their bits (range mode only; None: on when the model has a tuned
+        strength for this quality; the file is then format v2).
         """
         if mode not in MODES:
             raise CodecError(f"mode must be one of {MODES}, got {mode!r}")
@@ -158,6 +216,13 @@ class Codec:
             raise CodecError(f"rdoq must be a finite number >= 0, got {rdoq}")
         if rdoq and mode != "range":
             raise CodecError("rdoq only applies to range coding (raw indices all cost log2 K bits)")
+        lam = self.adaptive_lambda(q)
+        if adaptive and mode != "range":
+            raise CodecError("adaptive rate needs range coding (raw files code every block)")
+        if adaptive and lam is None:
+            raise CodecError(f"model {self.name} has no tuned adaptive-rate strength for quality {q}")
+        if adaptive is None:
+            adaptive = mode == "range" and lam is not None and self.prior is not None
         arr, color = normalize(open_image(image))
         h, w = arr.shape[:2]
         if h < 1 or w < 1:
@@ -166,6 +231,9 @@ class Codec:
         cfg = self.model.config
         with self._lock:
             indices = self.encode_array(rgb, n, rdoq)
+            if adaptive:
+                counts = self.choose_counts(rgb, indices, lam)
+                indices[np.arange(n)[:, None, None] >= counts[None]] = bitstream.SKIP
         header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=cfg.K_bits,
                         m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
                         width=w, height=h, color=color, coding=mode, prior="uniform", quality=q)
@@ -217,9 +285,9 @@ def load(name: str | None = None, quality: int | None = None, device: str = "cpu
 
 
 def compress(image, quality: int | None = None, mode: str = "range", model: str | None = None,
-             rdoq: float | None = None) -> bytes:
+             rdoq: float | None = None, adaptive: bool | None = None) -> bytes:
     """Encode ``image`` (path, PIL image, HxWx3/HxW uint8 array) to .gqc bytes."""
-    return load(model).compress(image, quality=quality, mode=mode, rdoq=rdoq)
+    return load(model).compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive)
 
 
 def info(data: bytes) -> Header:

@@ -187,7 +187,8 @@ class GQCodecAdapter(Adapter):
     ext = ".gqc"
 
     def __init__(self, model: str | None = None, device: str = "cpu", mode: str = "range",
-                 qualities: Sequence[int] | None = None, codec=None, rdoq: float | None = None):
+                 qualities: Sequence[int] | None = None, codec=None, rdoq: float | None = None,
+                 adaptive: bool | None = None):
         if codec is None:
             import gqcodec
 
@@ -198,6 +199,7 @@ class GQCodecAdapter(Adapter):
         self.codec = codec
         self.mode = mode
         self.rdoq = rdoq
+        self.adaptive = adaptive
         self.name = f"gqcodec-{codec.name}"
         self.qualities = list(qualities) if qualities is not None else list(codec.qualities)
         if rdoq is not None or mode != "range":
@@ -206,11 +208,15 @@ class GQCodecAdapter(Adapter):
             per_q = {q: codec.rdoq_for(q) for q in self.qualities}
             values = set(per_q.values())
             strength = f"{values.pop():g}" if len(values) == 1 else ", ".join(f"q{q}: {g:g}" for q, g in per_q.items())
+        tuned = [q for q in self.qualities if codec.adaptive_lambda(q) is not None]
+        on = (adaptive is None and mode == "range" and tuned) or adaptive
+        layout = ("adaptive rate" + ("" if adaptive or len(tuned) == len(self.qualities)
+                                     else f" at q{','.join(map(str, tuned))}")) if on else "dense"
         self.description = (f"gqcodec {_gq_version()} model {codec.name}, {mode} coding, rdoq {strength}, "
-                            f"device {device}")
+                            f"{layout}, device {device}")
 
     def encode(self, img: Image.Image, quality) -> bytes:
-        return self.codec.compress(img, quality=int(quality), mode=self.mode, rdoq=self.rdoq)
+        return self.codec.compress(img, quality=int(quality), mode=self.mode, rdoq=self.rdoq, adaptive=self.adaptive)
 
     def decode(self, data: bytes) -> Image.Image:
         return self.codec.decompress(data)
@@ -234,12 +240,14 @@ CODECS = ("gqcodec",) + tuple(CLASSICAL)
 
 
 def make_adapter(codec: str, qualities: Sequence | None = None, model: str | None = None,
-                 device: str = "cpu", rdoq: float | None = None) -> Adapter:
-    """An adapter by name: ``gqcodec`` (with ``model``/``device``/``rdoq``) or one of :data:`CLASSICAL`."""
+                 device: str = "cpu", rdoq: float | None = None, adaptive: bool | None = None) -> Adapter:
+    """An adapter by name: ``gqcodec`` (with ``model``/``device``/``rdoq``/``adaptive``) or one of :data:`CLASSICAL`."""
     if codec == "gqcodec":
-        return GQCodecAdapter(model=model, device=device, qualities=qualities, rdoq=rdoq)
+        return GQCodecAdapter(model=model, device=device, qualities=qualities, rdoq=rdoq, adaptive=adaptive)
     if rdoq is not None:
         raise EvalError("--rdoq applies to gqcodec only")
+    if adaptive is not None:
+        raise EvalError("--adaptive/--dense apply to gqcodec only")
     if codec in CLASSICAL:
         return CLASSICAL[codec](qualities)
     raise EvalError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")

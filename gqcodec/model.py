@@ -132,12 +132,16 @@ class GQVAE(nn.Module):
         return t.permute(0, 1, 3, 4, 2).reshape(-1, m)
 
     def latent_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """(B, n, h, w) indices -> (B, C, h, w) latent; blocks beyond n are zero."""
+        """(B, n, h, w) indices -> (B, C, h, w) latent; blocks beyond n, and -1 entries
+        (blocks a prefix-layout file skips at that position), are zero, the prior mean."""
         c = self.config
         b, n, h, w = indices.shape
         if n > c.blocks:
             raise ValueError(f"{n} blocks given, the model has {c.blocks}")
-        z = self.quantizer.dequantize(indices)  # (B, n, h, w, m)
+        coded = indices >= 0
+        z = self.quantizer.dequantize(indices.clamp(min=0))  # (B, n, h, w, m)
+        if not bool(coded.all()):
+            z = z * coded[..., None].to(z.dtype)
         z = z.permute(0, 1, 4, 2, 3).reshape(b, n * c.m, h, w)
         if n < c.blocks:
             z = F.pad(z, (0, 0, 0, 0, 0, (c.blocks - n) * c.m))

@@ -133,8 +133,11 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
         def rdoq_for(self, quality):
             return self.rdoq
 
-        def compress(self, img, quality=None, mode="range", rdoq=None):
-            assert mode == "range" and rdoq is None
+        def adaptive_lambda(self, quality):
+            return 100.0 if quality == 1 else None
+
+        def compress(self, img, quality=None, mode="range", rdoq=None, adaptive=None):
+            assert mode == "range" and rdoq is None and adaptive is None
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=30 * quality)
             return b"GQC!" + buf.getvalue()
@@ -145,7 +148,8 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
 
     ad = ev.GQCodecAdapter(codec=FakeCodec())
     assert ad.name == "gqcodec-fake-model" and ad.ext == ".gqc" and ad.qualities == [1, 2]
-    assert "rdoq 2.5" in ad.description
+    assert "rdoq 2.5" in ad.description and "adaptive rate at q1," in ad.description
+    assert ", dense," in ev.GQCodecAdapter(codec=FakeCodec(), qualities=[2]).description
     keep = tmp_path / "gqc"
     summary, records = ev.evaluate(ad, _make_images(tmp_path / "i", 1), keep_dir=keep)
     assert sorted(p.suffix for p in keep.iterdir()) == [".gqc", ".gqc"]
@@ -163,6 +167,8 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
 def test_make_adapter_and_qualities():
     with pytest.raises(ev.EvalError, match="rdoq"):
         ev.make_adapter("webp", rdoq=1.0)
+    with pytest.raises(ev.EvalError, match="gqcodec only"):
+        ev.make_adapter("webp", adaptive=False)
     assert ev.make_adapter("jpeg444").name == "pillow-jpeg444"
     assert ev.make_adapter("webp", qualities=[10]).qualities == [10]
     j2k = ev.make_adapter("jpeg2000")

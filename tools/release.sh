@@ -3,7 +3,8 @@
 #   tools/release.sh CKPT [NAME [PARENT]]   (PARENT: the shipped model a warm-started run grew from)
 # 1. fp16 weights + index prior + registry entry (tools/ship_model.py)
 # 2. the prior re-measured under rate-optimised quantization (tools/rdoq_prior.py, one run per
-#    "gamma:images" step of RDOQ_STEPS) and the encoder's RDOQ strength (tools/tune_rdoq.py)
+#    "gamma:images" step of RDOQ_STEPS), the encoder's RDOQ strength (tools/tune_rdoq.py) and the
+#    adaptive-rate multipliers (tools/tune_adaptive.py)
 # 3. Kodak evaluation, registry numbers, RD plot and BD table (tools/eval_release.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,5 @@ for step in ${RDOQ_STEPS:-2:600 2.5:1400}; do
   python tools/rdoq_prior.py --model "$name" --gamma "${step%%:*}" --images "${step##*:}"
 done
 python tools/tune_rdoq.py --model "$name" --gammas 0,0.5,1,1.5,2,2.5,3,3.5,4 --write
+python tools/tune_adaptive.py --model "$name" --images 32 --write
 bash tools/eval_release.sh "$name"
