@@ -13,7 +13,7 @@ One run prints, as markdown tables with ratios:
 2. tiles   throughput of ours for a few tile shapes (rows x codewords), sub-block
            sizes and thread counts (how the defaults in gqcodec/quantizer.py were picked).
 3. e2e     compress / decompress milliseconds per image, ours (default and highest
-           quality) against CompressAI's bmshj2018-factorized (quality 5, untrained,
+           quality; adaptive rate and dense where the model has both) against CompressAI's bmshj2018-factorized (quality 5, untrained,
            ``update(force=True)``), same thread count, interleaved repeats.
 4. stages  time share of each stage of our codec: image load/convert, analysis
            transform, GQ search, entropy coding (pack), .gqc write+read, parsing
@@ -455,11 +455,15 @@ def bench_e2e(args, images, device, log) -> dict:
         im.load()
     methods = {}
     for q in qualities:
-        def ours(im, q=q):
-            t_c, data = timed(lambda: codec.compress(im, quality=q), device)
-            t_d, _ = timed(lambda: codec.decompress(data), device)
-            return t_c, t_d, len(data)
-        methods[f"ours q{q}"] = ours
+        variants = {"": None}  # the default encoder; with adaptive rate also the dense one it replaces
+        if codec.adaptive_lambda(q) is not None:
+            variants = {" adaptive": None, " dense": False}
+        for label, adaptive in variants.items():
+            def ours(im, q=q, adaptive=adaptive):
+                t_c, data = timed(lambda: codec.compress(im, quality=q, adaptive=adaptive), device)
+                t_d, _ = timed(lambda: codec.decompress(data), device)
+                return t_c, t_d, len(data)
+            methods[f"ours q{q}{label}"] = ours
     try:
         from compressai.zoo import bmshj2018_factorized
         net = bmshj2018_factorized(quality=5, pretrained=False).eval().to(device)

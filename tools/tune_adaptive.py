@@ -7,8 +7,9 @@ minimising ``SE + lambda_q * bits`` (``Codec.pick_counts``). This script sets
     lambda_q = k * slope_q,   slope_q = sum(SE(n(q-1)) - SE(n(q))) / sum(bits(n(q)) - bits(n(q-1)))
 
 the average distortion-per-bit slope of the dense ladder at quality q (n(0) = n(1) - 1),
-measured on training-pack images (never Kodak), and picks the factor ``k`` whose ladder
-has the best BD-rate against the dense ladder on the same images.  The top quality is the
+measured on training-pack images (never Kodak), and picks the smallest factor ``k`` whose
+ladder's BD-rate against the dense ladder on the same images is within ``--tolerance``
+points of the best (a larger k moves the whole ladder to lower rates).  The top quality is the
 ladder's "best the model can do", so it gets its own factor: the one with the lowest rate
 whose PSNR is not below the dense top's (adaptive rate also drops blocks that hurt).  The estimate adds the
 per-patch errors of whole-image decodes with c blocks everywhere (the decoder mixes
@@ -88,6 +89,8 @@ def main(argv=None) -> None:
     ap.add_argument("--images", type=int, default=32, help="the last N images of the training pack")
     ap.add_argument("--factors", default="0.125,0.25,0.5,1,2,4")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tolerance", type=float, default=0.5,
+                    help="pick the smallest factor within this many BD-rate points of the best")
     ap.add_argument("--write", action="store_true", help="store the chosen multipliers in the registry")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -112,7 +115,7 @@ def main(argv=None) -> None:
                                [b for b, _ in pts.values()], [p for _, p in pts.values()])
         print(f"k {k:g}: " + " ".join(f"q{q} {b:.3f}/{p:.2f}" for q, (b, p) in pts.items())
               + f"  BD-rate vs dense {report[k]:+.2f}%", flush=True)
-    best = min(report, key=report.get)
+    best = min(k for k, v in report.items() if v <= min(report.values()) + a.tolerance)
     top = qs[-1]
     ok = [k for k in ladders if ladders[k][top][1] >= dense[top][1]]
     top_k = min(ok, key=lambda k: ladders[k][top][0]) if ok else best
@@ -126,8 +129,8 @@ def main(argv=None) -> None:
         e["adaptive_lambda"] = {str(q): v for q, v in lams.items()}
         e["adaptive_selection"] = {
             "images": f"last {len(images)} of the training pack",
-            "rule": "lambda_q = k * (dense ladder's squared error saved per bit at q); k with the best "
-                    "estimated BD-rate against the dense ladder; the top quality: the k with the lowest rate "
+            "rule": f"lambda_q = k * (dense ladder's squared error saved per bit at q); the smallest k within "
+                    f"{a.tolerance:g} points of the best estimated BD-rate against the dense ladder; the top quality: the k with the lowest rate "
                     "whose PSNR is not below the dense top's",
             "factor": best, "top_factor": top_k,
             "slopes": {str(q): round(s, 3) for q, s in slopes.items()},
