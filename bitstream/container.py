@@ -63,21 +63,21 @@ def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
     """
     if not isinstance(header, Header):
         raise ValueError(f"header must be a bitstream.Header, got {type(header).__name__}")
-    h = dataclasses.replace(header)
+    h = dataclasses.replace(header, layout="dense", version=1)  # both derived from the indices below
+    validate(h, ValueError, derived=False)
     idx = np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise ValueError(f"indices must be an integer array, got dtype {idx.dtype}")
-    if idx.shape != header.latent_shape:
+    if idx.shape != h.latent_shape:
         raise ValueError(f"indices have shape {idx.shape}, header needs (n_blocks, latent_h, latent_w) = "
-                         f"{header.latent_shape}")
+                         f"{h.latent_shape}")
     lo, hi = int(idx.min()), int(idx.max())
-    skips = lo == SKIP and header.coding == "range"
-    if lo < (SKIP if skips else 0) or hi >= header.K:
-        raise ValueError(f"indices must be in [0, {header.K}) for K_bits={header.K_bits}, got values in [{lo}, {hi}]"
+    skips = lo == SKIP and h.coding == "range"
+    if lo < (SKIP if skips else 0) or hi >= h.K:
+        raise ValueError(f"indices must be in [0, {h.K}) for K_bits={h.K_bits}, got values in [{lo}, {hi}]"
                          + (" (skipped blocks, -1, need range coding)" if lo == SKIP else ""))
     h.layout = "prefix" if skips else "dense"
     h.version = version_for(h.layout)
-    validate(h, ValueError, derived=False)
     counts = block_counts(idx) if h.layout == "prefix" else None
     h.prior_id = bytes(8)
     if h.coding == "raw":

@@ -192,13 +192,16 @@ def models(as_json):
         star = " (default)" if name == reg.get("default") else ""
         click.echo(f"{name}{star}: {e.get('description', '')}")
         kodak = {int(r["quality"]): r for r in e.get("kodak", [])}
-        click.echo(f"  {'quality':>7} {'blocks':>6} {'RDOQ':>5} {'raw bpp':>8} {'Kodak bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}")
+        click.echo(f"  {'quality':>7} {'blocks':>6} {'RDOQ':>5} {'raw bpp':>8} {'Kodak bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}"
+                   f" {'adaptive λ':>10}")
         for q, n in sorted((int(q), n) for q, n in e["ladder"].items()):
             r = kodak.get(q, {})
             fmt = lambda k, f: (f % r[k]) if k in r else "-"
             gamma = zoo.rdoq_strength(e, q)
+            lam = e.get("adaptive_lambda", {}).get(str(q))
             click.echo(f"  {q:>7} {n:>6} {gamma:>5g} {n * e.get('K_bits', 16) / e.get('stride', 16) ** 2:>8.4f} "
-                       f"{fmt('bpp', '%.4f'):>9} {fmt('psnr-rgb', '%.2f'):>8} {fmt('ms-ssim-rgb', '%.4f'):>8}")
+                       f"{fmt('bpp', '%.4f'):>9} {fmt('psnr-rgb', '%.2f'):>8} {fmt('ms-ssim-rgb', '%.4f'):>8}"
+                       f" {'dense' if lam is None else f'{lam:g}':>10}")
 
 
 @main.command()

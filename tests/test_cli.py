@@ -171,10 +171,11 @@ def test_installed_console_script(tiny, png, tmp_path):
 def test_models_lists_the_rdoq_strength_per_quality(tmp_path, monkeypatch):
     from fakezoo import install
 
-    install(tmp_path / "w", monkeypatch, rdoq=3.0, rdoq_by_quality={"3": 0.5})
+    install(tmp_path / "w", monkeypatch, rdoq=3.0, rdoq_by_quality={"3": 0.5}, adaptive_lambda={"2": 120.5})
     res = run("models")
     assert res.exit_code == 0, res.output
     rows = {line.split()[0]: line.split() for line in res.output.splitlines()[2:]}
     assert [rows[q][2] for q in ("1", "2", "3")] == ["3", "3", "0.5"]
+    assert [rows[q][-1] for q in ("1", "2", "3")] == ["dense", "120.5", "dense"]
     zoo._cache.clear()
     codec._codecs.clear()
