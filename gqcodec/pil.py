@@ -6,7 +6,8 @@
     >>> import gqcodec.pil
     >>> im = Image.open("photo.gqc")      # size and mode from the header only, no torch
     >>> im.load()                          # decodes with the shipped model
-    >>> im.save("copy.gqc", quality=3)    # encodes (quality and mode="raw"|"range" options)
+    >>> im.save("copy.gqc", quality=3)    # encodes (options: quality, mode="raw"|"range", rdoq,
+    ...                                    #  adaptive=True|False, model)
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def _save(im: Image.Image, fp, filename):
     from . import codec
 
     info = im.encoderinfo
-    data = codec.load(info.get("model")).compress(im, quality=info.get("quality"), mode=info.get("mode", "range"))
+    data = codec.load(info.get("model")).compress(im, quality=info.get("quality"), mode=info.get("mode", "range"),
+                                                  rdoq=info.get("rdoq"), adaptive=info.get("adaptive"))
     fp.write(data)
 
 

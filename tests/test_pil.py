@@ -54,3 +54,23 @@ def test_truncated_file_is_rejected(tiny, tmp_path):
     im = Image.open(p)  # header is intact
     with pytest.raises(OSError, match="truncated|length"):
         im.load()
+
+
+def test_save_options_rdoq_and_adaptive(tmp_path, monkeypatch):
+    """Pillow's save() passes rdoq and adaptive through; adaptive (v2) files open like any other."""
+    import gqcodec.pil  # noqa: F401
+    from fakezoo import install
+
+    install(tmp_path / "w", monkeypatch, adaptive_lambda={"2": 1e9})  # rate is everything: every block skipped
+    a = np.full((48, 64, 3), 120, dtype=np.uint8)
+    a[:, 32:] = np.random.default_rng(1).integers(0, 256, (48, 32, 3), dtype=np.uint8)
+    src = Image.fromarray(a)
+    src.save(tmp_path / "a.gqc", quality=2)
+    src.save(tmp_path / "d.gqc", quality=2, adaptive=False, rdoq=0)
+    assert (tmp_path / "a.gqc").read_bytes()[4] == 2 and (tmp_path / "d.gqc").read_bytes()[4] == 1
+    assert (tmp_path / "d.gqc").read_bytes() == codec.load("tiny").compress(src, quality=2, adaptive=False, rdoq=0)
+    im = Image.open(tmp_path / "a.gqc")
+    im.load()
+    assert im.size == (64, 48) and np.array_equal(np.asarray(im), np.asarray(codec.decompress((tmp_path / "a.gqc").read_bytes())))
+    zoo._cache.clear()
+    codec._codecs.clear()
