@@ -82,6 +82,18 @@ def point(pairs, lam: float | None) -> tuple[float, float]:
     return bits_total / pixels, float(np.mean(psnrs))
 
 
+def choose_factor(report: dict[float, float], tolerance: float) -> float:
+    """The smallest factor whose BD-rate is within ``tolerance`` points of the best."""
+    best = min(report.values())
+    return min(k for k, v in report.items() if v <= best + tolerance)
+
+
+def choose_top_factor(ladders: dict, dense_top: tuple[float, float], top: int, fallback: float) -> float:
+    """The factor with the lowest rate at the top quality whose PSNR is not below the dense top's."""
+    ok = [k for k in ladders if ladders[k][top][1] >= dense_top[1]]
+    return min(ok, key=lambda k: ladders[k][top][0]) if ok else fallback
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
@@ -107,18 +119,18 @@ def main(argv=None) -> None:
     dense = {q: point(res[q], None) for q in qs}
     print("dense: " + " ".join(f"q{q} {b:.3f}/{p:.2f}" for q, (b, p) in dense.items()))
     print("slopes: " + " ".join(f"q{q} {s:.1f}" for q, s in slopes.items()))
+    method = "cubic" if len(qs) >= 4 else "pchip"  # cubic BD needs 4 points per curve
     ladders, report = {}, {}
     for k in sorted(float(f) for f in a.factors.split(",")):
         pts = {q: point(res[q], k * slopes[q]) for q in qs}
         ladders[k] = pts
         report[k] = rd.bd_rate([b for b, _ in dense.values()], [p for _, p in dense.values()],
-                               [b for b, _ in pts.values()], [p for _, p in pts.values()])
+                               [b for b, _ in pts.values()], [p for _, p in pts.values()], method=method)
         print(f"k {k:g}: " + " ".join(f"q{q} {b:.3f}/{p:.2f}" for q, (b, p) in pts.items())
               + f"  BD-rate vs dense {report[k]:+.2f}%", flush=True)
-    best = min(k for k, v in report.items() if v <= min(report.values()) + a.tolerance)
+    best = choose_factor(report, a.tolerance)
     top = qs[-1]
-    ok = [k for k in ladders if ladders[k][top][1] >= dense[top][1]]
-    top_k = min(ok, key=lambda k: ladders[k][top][0]) if ok else best
+    top_k = choose_top_factor(ladders, dense[top], top, best)
     factors = {q: (top_k if q == top else best) for q in qs}
     lams = {q: round(factors[q] * slopes[q], 3) for q in qs}
     print(json.dumps({"chosen_factor": best, "top_factor": top_k, "bd_rate_percent_vs_dense": round(report[best], 2),
