@@ -10,9 +10,10 @@ never), so header parsing is instant::
 
 Every malformed input raises :class:`FormatError` (a ValueError).
 """
-from .container import SKIP, count_model, count_table, pack, unpack
+from .container import SKIP, count_code_lengths, count_model, count_table, pack, unpack
 from .header import HEADER_SIZE, MAGIC, VERSION, FormatError, Header, crc32, read_header
 from .prior import Prior
 
-__all__ = ["FormatError", "HEADER_SIZE", "Header", "MAGIC", "Prior", "SKIP", "VERSION", "count_model", "count_table",
+__all__ = ["FormatError", "HEADER_SIZE", "Header", "MAGIC", "Prior", "SKIP", "VERSION", "count_code_lengths", "count_model",
+           "count_table",
            "crc32", "pack", "read_header", "unpack"]

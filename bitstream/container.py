@@ -32,6 +32,12 @@ def count_model(table: np.ndarray):
     return rangecoder.categorical_from_weights(w), w
 
 
+def count_code_lengths(counts: np.ndarray, n_blocks: int) -> np.ndarray:
+    """(n_blocks + 1,) bits each count value costs under the count table these counts are written with."""
+    _, w = count_model(count_table(counts, n_blocks))
+    return PRECISION - np.log2(w.astype(np.float64))
+
+
 def _table_bytes(table: np.ndarray, n_blocks: int) -> bytes:
     return np.asarray(table, dtype="<u2").tobytes().ljust(map_table_bytes(n_blocks), b"\0")
 

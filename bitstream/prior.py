@@ -159,15 +159,19 @@ class Prior:
             self._min_bits = PRECISION - np.log2(self.weights().max(axis=1).astype(np.float64))
         return self._min_bits
 
-    def bits(self, indices) -> float:
-        """Ideal code length in bits of ``indices`` (n_blocks, h, w) under the 24-bit weights."""
+    def code_lengths(self, indices) -> np.ndarray:
+        """Ideal code length in bits of each index of ``indices`` (n_blocks, h, w) under the 24-bit weights."""
         idx = np.asarray(indices)
         self.check_blocks(idx.shape[0])
         logw = np.log2(self.weights().astype(np.float64))
-        total = 0.0
+        out = np.empty(idx.shape, dtype=np.float64)
         for b in range(idx.shape[0]):
-            total += float(np.sum(PRECISION - logw[self.table_index(b)][idx[b].ravel()]))
-        return total
+            out[b] = PRECISION - logw[self.table_index(b)][idx[b]]
+        return out
+
+    def bits(self, indices) -> float:
+        """Ideal code length in bits of ``indices`` (n_blocks, h, w) under the 24-bit weights."""
+        return float(self.code_lengths(indices).sum())
 
     def model(self, t: int):
         """The constriction Categorical model of table ``t`` (cached)."""

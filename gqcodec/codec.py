@@ -81,14 +81,6 @@ class Codec:
         v = self.entry.get("adaptive_lambda", {}).get(str(q))
         return None if v is None else float(v)
 
-    def index_bits(self, indices: np.ndarray) -> np.ndarray:
-        """Code length in bits of each index (n, h, w) under the shipped prior's exact 24-bit weights."""
-        w = self.prior.weights()
-        out = np.empty(indices.shape, dtype=np.float64)
-        for b in range(indices.shape[0]):
-            out[b] = 24.0 - np.log2(w[self.prior.table_index(b)][indices[b]])
-        return out
-
     def count_costs(self, rgb: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What keeping c = 0..n leading blocks costs at each position: ``(se, bits)``, both (n + 1, h, w).
 
@@ -98,14 +90,18 @@ class Codec:
         """
         n, lh, lw = indices.shape
         H, W = rgb.shape[:2]
-        bits = np.concatenate([np.zeros((1, lh, lw)), np.cumsum(self.index_bits(indices), axis=0)])
+        bits = np.concatenate([np.zeros((1, lh, lw)), np.cumsum(self.prior.code_lengths(indices), axis=0)])
+        ref = rgb.astype(np.float32)
+        err = np.zeros((lh * STRIDE, lw * STRIDE))  # patch-aligned; the padding beyond H x W stays 0
         se = np.empty((n + 1, lh, lw))
         for c in range(n + 1):
-            trial = indices.copy()
-            trial[c:] = bitstream.SKIP
-            err = np.zeros((lh * STRIDE, lw * STRIDE))
-            out = (self.empty_decode(lh, lw)[:H, :W] if c == 0 else self.decode_array(trial, H, W)).astype(np.float32)
-            err[:H, :W] = ((out - rgb.astype(np.float32)) ** 2).sum(axis=2)
+            if c == 0:
+                out = self.empty_decode(lh, lw)[:H, :W]
+            else:
+                trial = indices.copy()
+                trial[c:] = bitstream.SKIP
+                out = self.decode_array(trial, H, W)
+            err[:H, :W] = ((out.astype(np.float32) - ref) ** 2).sum(axis=2)
             se[c] = err.reshape(lh, STRIDE, lw, STRIDE).sum(axis=(1, 3))
         return se, bits
 
@@ -122,9 +118,7 @@ class Codec:
         """Per-position count (h, w) minimising ``se + lam * bits``, the count map's own cost
         included (a second pass, once the map's histogram is known)."""
         J = se + lam * bits
-        counts = J.argmin(axis=0)
-        _, w = bitstream.count_model(bitstream.count_table(counts, se.shape[0] - 1))
-        map_bits = 24.0 - np.log2(w.astype(np.float64))
+        map_bits = bitstream.count_code_lengths(J.argmin(axis=0), se.shape[0] - 1)
         return (J + lam * map_bits[:, None, None]).argmin(axis=0)
 
     def choose_counts(self, rgb: np.ndarray, indices: np.ndarray, lam: float) -> np.ndarray:

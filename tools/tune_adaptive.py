@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from bitstream import count_model, count_table
+from bitstream import count_code_lengths
 from bitstream.header import map_table_bytes
 from gqcodec import rd, zoo
 from gqcodec.codec import Codec
@@ -72,9 +72,8 @@ def point(pairs, lam: float | None) -> tuple[float, float]:
             b, e = float(bits[n].sum()), float(se[n].sum())
         else:
             counts = Codec.pick_counts(se, bits, lam)
-            _, w = count_model(count_table(counts, n))
             b = float(np.take_along_axis(bits, counts[None], 0).sum())
-            b += float((24.0 - np.log2(w[counts].astype(np.float64))).sum()) + 8 * map_table_bytes(n)
+            b += float(count_code_lengths(counts, n)[counts].sum()) + 8 * map_table_bytes(n)
             e = float(np.take_along_axis(se, counts[None], 0).sum())
         bits_total += b
         pixels += px
