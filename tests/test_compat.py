@@ -1,0 +1,53 @@
+"""Files written by earlier releases keep decoding after a new model ships.
+
+Each entry is a real .gqc file made by a shipped model from ``source()`` (a synthetic image,
+so no image data is committed), with the PSNR its decode had when it was written. A new
+release ships its weights under a new model name and keeps the old ones, so these files
+must stay decodable; if a model is ever retired on purpose, its files must fail with a
+clear one-line error instead (and this list says so).
+"""
+import base64
+
+import numpy as np
+import pytest
+
+import bitstream
+import gqcodec
+from gqcodec import zoo
+from gqcodec.metrics import psnr_rgb
+
+pytestmark = pytest.mark.skipif(not zoo.REGISTRY_FILE.exists(), reason="no shipped model")
+
+
+def source(h=48, w=64):
+    yy, xx = np.mgrid[:h, :w]
+    img = np.stack([120 + 80 * np.sin(xx / 17), 100 + 60 * np.cos(yy / 11), (xx + yy) % 256 * 0.5 + 60], -1)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    img[:, :24] = (90, 140, 200)
+    return img
+
+
+# (model, format version, PSNR when written, file); written by gqcodec 2026-11 with
+# gqcodec.compress(source(), quality=1, adaptive=False) and gqcodec.compress(source(), quality=4)
+FILES = [
+    ("gq-n128-c320", 1, 21.41,
+     "iUdRQwEQEBADAQEBAgAAAGdxLW4xMjgtYzMyMAAAAADh+0A6OvvlXgAAAAAAAAAAQAAAADAAAAADAAAABAAAABgAAAAAAAAALAAAAHZr"
+     "AtmaF5ulRTzW1wAAAABozP2Znqkhu53mIIQ6/3WgDy+usunLB1cw+tAgRfCeyzXcCeKrYR2gf1vaGjNpQ3Q="),
+    ("gq-n128-c320", 2, 24.54,
+     "iUdRQwIQEBADAQEEBgABAGdxLW4xMjgtYzMyMAAAAADh+0A6OvvlXgAAAAAAAAAAQAAAADAAAAADAAAABAAAADMAAAAAAAAAcAAAAD0l"
+     "rkyaF5ulRTzW1wAAAAD9WHPsAQABAFVVAQD//6oqAIAAADgNxJPEGC3qiaerId+uQ0vXDGm7zixWbEDfW0xDivS/79SuPMwcsziuoTuJ"
+     "qck9fKgDqv3fRsAgrLSpEC9nl5bikBfXcbSo/dRff3VxX2TH1c8++h8hb0VtYrJQjMFsfw=="),
+]
+
+
+@pytest.mark.parametrize("model,version,psnr,b64", FILES, ids=[f"{m}-v{v}" for m, v, _, _ in FILES])
+def test_files_of_earlier_releases_still_decode(model, version, psnr, b64):
+    data = base64.b64decode(b64)
+    h = bitstream.read_header(data)
+    assert (h.model_id, h.version) == (model, version)
+    assert model in zoo.model_names(), f"model {model} was removed: its files no longer decode"
+    assert h.model_hash == zoo.model_hash(model), f"model {model}'s weights or prior changed under the same name"
+    out = np.asarray(gqcodec.decompress(data))
+    assert out.shape == source().shape
+    # the decoder is deterministic per machine; across CPUs float rounding may move a few pixels
+    assert psnr_rgb(source(), out) > psnr - 0.5
