@@ -179,3 +179,14 @@ def test_models_lists_the_rdoq_strength_per_quality(tmp_path, monkeypatch):
     assert [rows[q][-1] for q in ("1", "2", "3")] == ["dense", "120.5", "dense"]
     zoo._cache.clear()
     codec._codecs.clear()
+
+
+def test_models_says_which_model_superseded_an_old_one(tmp_path, monkeypatch):
+    from fakezoo import install
+
+    install(tmp_path / "w", monkeypatch, superseded_by="tiny-r2")
+    res = run("models")
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[1].strip() == "superseded by tiny-r2; kept installed so that its files decode"
+    zoo._cache.clear()
+    codec._codecs.clear()

@@ -2,6 +2,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from gqcodec.model import GQConfig
 
 spec = importlib.util.spec_from_file_location("ship_model", Path(__file__).parent.parent / "tools" / "ship_model.py")
@@ -26,3 +28,13 @@ def test_grown_model_record_adds_the_parent_budget():
     assert out["total"] == {"steps": 17500, "crops_seen": 140000, "wall_hours": 3.33}
     text = ship.describe(GQConfig(C=512), "gq-a")
     assert "32 nested blocks" in text and "grown from gq-a" in text
+    text = ship.describe(GQConfig(C=320), "gq-a", GQConfig(C=320).to_dict())
+    assert "20 nested blocks" in text and "warm-started from gq-a" in text
+
+
+def test_shipping_over_an_installed_model_needs_replace():
+    reg = {"models": {"gq-a": {}}}
+    with pytest.raises(SystemExit, match="would no longer decode"):
+        ship.check_new_name(reg, "gq-a", replace=False)
+    ship.check_new_name(reg, "gq-a", replace=True)
+    ship.check_new_name(reg, "gq-b", replace=False)

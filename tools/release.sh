@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Ship a checkpoint and regenerate every published number from it:
-#   tools/release.sh CKPT [NAME [PARENT]]   (PARENT: the shipped model a warm-started run grew from)
+#   tools/release.sh CKPT NAME [PARENT]   (PARENT: the shipped model a warm-started run grew from)
+# NAME must be new: .gqc files name their model and carry its hash, so the old model stays
+# installed (marked superseded_by NAME) and its files keep decoding.
 # 1. fp16 weights + index prior + registry entry (tools/ship_model.py)
 # 2. the prior re-measured under rate-optimised quantization (tools/rdoq_prior.py, one run per
 #    "gamma:images" step of RDOQ_STEPS), the encoder's RDOQ strength (tools/tune_rdoq.py) and the
@@ -8,8 +10,8 @@
 # 3. Kodak evaluation, registry numbers, RD plot and BD table (tools/eval_release.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ckpt=${1:?usage: tools/release.sh CKPT [NAME [PARENT]]}
-name=${2:-gq-n128-c320}
+ckpt=${1:?usage: tools/release.sh CKPT NAME [PARENT]}
+name=${2:?usage: tools/release.sh CKPT NAME [PARENT]}
 parent=${3:-}
 python tools/ship_model.py --ckpt "$ckpt" --name "$name" --default ${parent:+--parent "$parent"}
 for step in ${RDOQ_STEPS:-2:600 2.5:1400}; do

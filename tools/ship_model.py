@@ -36,9 +36,20 @@ def ladder_for(blocks: int) -> dict[str, int]:
     return {str(q): n for q, n in ladder.items()}
 
 
-def describe(cfg: GQConfig, parent: str | None) -> str:
+def describe(cfg: GQConfig, parent: str | None, parent_config: dict | None = None) -> str:
     text = f"GQ-VAE, GDN N={cfg.N}, stride {STRIDE}, {cfg.blocks} nested blocks of m={cfg.m}, K=2^{cfg.K_bits}"
-    return text + (f"; grown from {parent}" if parent else "")
+    if not parent:
+        return text
+    grown = parent_config is None or GQConfig.from_dict(parent_config).C != cfg.C
+    return text + (f"; grown from {parent}" if grown else f"; warm-started from {parent}")
+
+
+def check_new_name(reg: dict, name: str, replace: bool) -> None:
+    """Refuse to ship over an installed model: its .gqc files name it and carry its hash, so new
+    weights under the old name would make every one of them undecodable."""
+    if name in reg.get("models", {}) and not replace:
+        raise SystemExit(f"model {name} is already shipped; files made by it would no longer decode. "
+                         "Ship the new weights under a new name (e.g. with --parent), or pass --replace")
 
 
 def with_parent(summary: dict, parent: dict, name: str) -> dict:
@@ -114,8 +125,11 @@ def main():
     ap.add_argument("--beta", type=float, default=None, help="GQ prior weight to ship (default: the better of 1 and 2 "
                     "by GQ PSNR on the 8 crops training held back)")
     ap.add_argument("--default", action="store_true", help="make this the default model")
+    ap.add_argument("--replace", action="store_true", help="overwrite an installed model of the same name "
+                    "(its files stop decoding)")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
+    check_new_name(zoo.read_registry(), args.name, args.replace)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -153,7 +167,8 @@ def main():
             raise SystemExit(f"--parent {args.parent} is not in the registry")
         summary = with_parent(summary, reg["models"][args.parent], args.parent)
     reg["models"][args.name] = {
-        "description": args.description or describe(cfg, args.parent),
+        "description": args.description or describe(cfg, args.parent,
+                                                    reg["models"].get(args.parent, {}).get("config") if args.parent else None),
         "weights": wfile,
         "prior": pfile,
         "config": cfg.to_dict(),
@@ -171,6 +186,8 @@ def main():
     }
     if args.default or not reg.get("default"):
         reg["default"] = args.name
+        if args.parent:  # kept installed so that its files decode; `gqcodec models` says what replaced it
+            reg["models"][args.parent]["superseded_by"] = args.name
     zoo.save_registry(reg)
     zoo._cache.clear()
     print(f"model hash {zoo.model_hash(args.name).hex()}; registry updated: {zoo.REGISTRY_FILE}")
