@@ -29,18 +29,8 @@ from gqcodec.codec import Codec
 from gqcodec.train import DEFAULT_DATA, list_images, load_pack
 
 
-def code_bits(indices: np.ndarray, freqs: np.ndarray) -> float:
-    """Ideal code length (bits) of (n, h, w) indices under per-block frequency tables."""
-    total = 0.0
-    for b in range(indices.shape[0]):
-        t = freqs[b if freqs.shape[0] > 1 else 0].astype(np.float64)
-        total += -np.log2(t[indices[b].ravel()] / t.sum()).sum()
-    return total
-
-
 def measure(codec: Codec, images, gammas) -> dict:
     """{gamma: {quality: (bpp, psnr)}} averaged over images (bpp pooled over pixels)."""
-    freqs = np.asarray(codec.prior.freqs)
     B = codec.model.config.blocks
     out = {}
     for g in gammas:
@@ -53,7 +43,7 @@ def measure(codec: Codec, images, gammas) -> dict:
             idx = codec.encode_array(rgb, B, g)
             ref = rgb.astype(np.float64)
             for q, n in codec.ladder.items():
-                bits[q] += code_bits(idx[:n], freqs)
+                bits[q] += codec.prior.bits(idx[:n])  # the range coder's code lengths
                 dec = codec.decode_array(idx[:n], h, w).astype(np.float64)
                 psnrs[q].append(10 * math.log10(255.0**2 / max(np.mean((dec - ref) ** 2), 1e-12)))
             pixels += h * w
