@@ -31,3 +31,17 @@ def tiny(tmp_path, monkeypatch):
     yield tmp_path / "weights"
     zoo._cache.clear()
     codec._codecs.clear()
+
+
+@pytest.fixture
+def noise_pack(tmp_path):
+    """A folder of 4 random 40x48 RGB PNGs, standing in for the training pack."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "pack"
+    d.mkdir()
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return d
