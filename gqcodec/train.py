@@ -113,8 +113,11 @@ def pick_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def validate(model: GQVAE, images: list[torch.Tensor], device, ladder=None) -> dict:
-    """GQ-quantized PSNR (dB) on held-back images for a few block counts, plus posterior-mean PSNR."""
+    """GQ-quantized PSNR (dB) on held-back images for a few block counts, plus posterior-mean PSNR.
+    The model is left in the mode (train or eval) it came in."""
+    was_training = model.training
     model.eval()
     B = model.config.blocks
     ladder = ladder or sorted({max(1, B // 8), max(1, B // 2), B})
@@ -131,23 +134,25 @@ def validate(model: GQVAE, images: list[torch.Tensor], device, ladder=None) -> d
         usage[idx.flatten().cpu()] = True
         for n in ladder:
             res[f"psnr_gq_{n}"].append(psnr(model.decode_indices(idx[:, :n]), x))
-    model.train()
+    model.train(was_training)
     out = {k: float(np.mean(v)) for k, v in res.items()}
     out["codebook_usage"] = usage.float().mean().item()
     return out
 
 
 def read_init(path: str) -> dict:
-    """Model config, state and TDC multipliers from a checkpoint (.pt) or weights file."""
+    """Model config, state, TDC multipliers and training step (None if unknown) from a checkpoint
+    (.pt) or weights file."""
     if path.endswith(".pt"):
         ck = torch.load(path, map_location="cpu", weights_only=False)
-        return {"config": GQConfig.from_dict(ck["model_config"]), "model": ck["model"], "tdc": ck.get("tdc", {})}
+        return {"config": GQConfig.from_dict(ck["model_config"]), "model": ck["model"], "tdc": ck.get("tdc", {}),
+                "step": ck.get("step")}
     from .zoo import load_weights, read_metadata  # local import: zoo depends on safetensors
 
     m = load_weights(path)
     extra = json.loads(read_metadata(path).get("extra", "{}"))
     return {"config": m.config, "model": m.state_dict(),
-            "tdc": {k: torch.tensor(v) for k, v in extra.get("tdc", {}).items()}}
+            "tdc": {k: torch.tensor(v) for k, v in extra.get("tdc", {}).items()}, "step": extra.get("step")}
 
 
 def grow_init(init: dict, C: int) -> dict:

@@ -24,14 +24,16 @@ import os
 WEIGHTS_DIR = Path(os.environ.get("GQCODEC_WEIGHTS_DIR") or Path(__file__).resolve().parent / "weights")
 
 
-def export_weights(model: GQVAE, path: str | Path, extra: dict | None = None) -> None:
-    """Write the model as safetensors with its config in the metadata.
+def export_state(model: GQVAE) -> dict:
+    """The state dict as a weights file stores it: convolution kernels fp16; GDN parameters and
+    biases (tiny values near the reparameterisation pedestal) fp32."""
+    return {k: (v.detach().to(torch.float16) if v.dim() == 4 else v.detach().float()).contiguous()
+            for k, v in model.state_dict().items()}
 
-    Convolution kernels are stored as fp16; GDN parameters and biases (tiny
-    values near the reparameterisation pedestal) stay fp32.
-    """
-    state = {k: (v.detach().to(torch.float16) if v.dim() == 4 else v.detach().float()).contiguous()
-             for k, v in model.state_dict().items()}
+
+def export_weights(model: GQVAE, path: str | Path, extra: dict | None = None) -> None:
+    """Write the model as safetensors (:func:`export_state`) with its config in the metadata."""
+    state = export_state(model)
     meta = {"config": json.dumps(model.config.to_dict()), "format": "gqcodec-weights-v1"}
     if extra:
         meta["extra"] = json.dumps(extra)

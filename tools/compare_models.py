@@ -28,20 +28,18 @@ def as_shipped(path: str, beta: float) -> tuple[GQVAE, str]:
     init = read_init(path)
     model = GQVAE(init["config"])
     model.load_state_dict(init["model"])
-    with torch.no_grad():
-        for v in model.state_dict().values():
-            if v.dim() == 4:  # export_weights stores convolution kernels as fp16
-                v.copy_(v.half().float())
+    model.load_state_dict({k: v.float() for k, v in zoo.export_state(model).items()})  # fp16 kernels, like a weights file
     model.quantizer.beta = beta
-    label = Path(path).name
-    if path.endswith(".pt"):
-        label += f"@{torch.load(path, map_location='cpu', weights_only=False)['step']}"
+    label = Path(path).name + (f"@{init['step']}" if path.endswith(".pt") else "")
     return model.eval(), label
+
+
+def shape(cfg) -> tuple:
+    return cfg.N, cfg.C, cfg.m, cfg.K_bits, cfg.seed
 
 
 def psnr_row(model: GQVAE, images, ladder: list[int]) -> list[float]:
     r = validate(model, images, torch.device("cpu"), ladder)
-    model.eval()
     return [r[f"psnr_gq_{n}"] for n in ladder]
 
 
@@ -61,7 +59,6 @@ def main(argv=None) -> None:
     rows = [(e["name"], psnr_row(shipped, images, ladder))]
     for path in a.candidates:
         model, label = as_shipped(path, shipped.quantizer.beta)
-        shape = lambda c: (c.N, c.C, c.m, c.K_bits, c.seed)
         if shape(model.config) != shape(shipped.config):
             raise SystemExit(f"{path}: config {model.config.to_dict()} differs from {e['name']}'s; "
                              "compare models of the same shape")
