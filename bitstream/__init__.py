@@ -10,10 +10,10 @@ never), so header parsing is instant::
 
 Every malformed input raises :class:`FormatError` (a ValueError).
 """
-from .container import SKIP, count_code_lengths, count_model, count_table, pack, unpack
+from .container import SKIP, count_code_lengths, count_model, count_table, escape_table, pack, unpack, wide_code_lengths
 from .header import HEADER_SIZE, MAGIC, VERSION, FormatError, Header, crc32, read_header
 from .prior import Prior
 
 __all__ = ["FormatError", "HEADER_SIZE", "Header", "MAGIC", "Prior", "SKIP", "VERSION", "count_code_lengths", "count_model",
            "count_table",
-           "crc32", "pack", "read_header", "unpack"]
+           "crc32", "escape_table", "pack", "read_header", "unpack", "wide_code_lengths"]

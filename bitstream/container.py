@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from . import bitpack, rangecoder
 from .header import (HEADER_SIZE, MAX_PAYLOAD, RANGE_SLACK_BITS, FormatError, Header, crc32, encode_header,
-                     map_table_bytes, read_header, validate, version_for)
+                     escape_table_bytes, map_table_bytes, read_header, validate, version_for)
 from .prior import PRECISION, Prior, quantize
 
 SKIP = -1  # an index array entry for a block the prefix layout does not code (its latent is the prior mean)
@@ -18,6 +19,92 @@ def _models(header: Header, prior: Prior | None):
         model = rangecoder.uniform_model(header.K)
         return lambda b: model
     return lambda b: prior.model(prior.table_index(b))
+
+
+# -- version 3: indices wider than the prior's tables (escape coding) -----------------------------
+ESCAPE_ONE = 1 << 16  # escape table entries are weights of "not escaped" out of 2**16
+
+
+def escape_table(indices: np.ndarray, K0: int) -> np.ndarray:
+    """The v3 escape table (n_blocks,) u16 for ``indices`` (n, h, w; SKIP entries ignored): per block the
+    share of coded indices below ``K0`` (the prior's table size) in units of 2**-16, clipped to 1..65535."""
+    z = np.empty(indices.shape[0], dtype=np.uint16)
+    for b in range(indices.shape[0]):
+        s = indices[b][indices[b] >= 0]
+        frac = float((s < K0).mean()) if s.size else 0.5
+        z[b] = min(ESCAPE_ONE - 1, max(1, int(round(frac * ESCAPE_ONE))))
+    return z
+
+
+def escape_weights(z: int) -> np.ndarray:
+    """The 24-bit weights (2,) of a block's escape flag (0: index < K0, 1: index >= K0) for entry ``z``."""
+    return quantize(np.array([[int(z), ESCAPE_ONE - int(z)]], dtype=np.int64))[0]
+
+
+@functools.lru_cache(maxsize=4)
+def _wide(N: int):
+    w = quantize(np.ones((1, N), dtype=np.int64))[0]
+    return rangecoder.categorical_from_weights(w), float(PRECISION - np.log2(w.min())), float(PRECISION - np.log2(w.max()))
+
+
+def wide_code_lengths(prior: Prior, K_bits: int, z: np.ndarray, n_blocks: int) -> list[np.ndarray]:
+    """Per block, the code length in bits of every index 0..2**K_bits - 1 under v3 escape coding with
+    escape table ``z``: the flag, then the block's prior table (index < K0) or the wide table (the rest)."""
+    K0 = prior.K
+    N = (1 << K_bits) - K0
+    wide_w = quantize(np.ones((1, N), dtype=np.int64))[0]
+    wide_bits = PRECISION - np.log2(wide_w.astype(np.float64))
+    logw = np.log2(prior.weights().astype(np.float64))
+    out = []
+    for b in range(n_blocks):
+        fw = escape_weights(z[b]).astype(np.float64)
+        fb0, fb1 = PRECISION - np.log2(fw[0]), PRECISION - np.log2(fw[1])
+        out.append(np.concatenate([fb0 + PRECISION - logw[prior.table_index(b)], fb1 + wide_bits]))
+    return out
+
+
+class WideBlocks:
+    """Block coder of format v3: per coded index an escape flag (block b's escape table weights), then
+    block b's flag-0 indices with its prior table and its flag-1 indices minus K0 with the wide table
+    (the integer rule on all-ones frequencies over K - K0 values). Within a block: all flags, then all
+    flag-0 indices, then all flag-1 indices, each in the order of the block's coded positions."""
+
+    def __init__(self, prior: Prior, K_bits: int, z: np.ndarray):
+        self.prior, self.K0 = prior, prior.K
+        self.flag = [rangecoder.categorical_from_weights(escape_weights(v)) for v in z]
+        self.wide = _wide((1 << K_bits) - prior.K)[0]
+
+    def chunks(self, b: int, symbols: np.ndarray):
+        s = np.asarray(symbols).reshape(-1)
+        f = s >= self.K0
+        yield f.astype(np.int32), self.flag[b]
+        yield s[~f], self.prior.model(self.prior.table_index(b))
+        yield s[f] - self.K0, self.wide
+
+    def decode(self, dec, b: int, k: int) -> np.ndarray:
+        f = np.asarray(dec.decode(self.flag[b], k), dtype=bool)
+        out = np.empty(k, dtype=np.int64)
+        lo = int(k - f.sum())
+        if lo:
+            out[~f] = dec.decode(self.prior.model(self.prior.table_index(b)), lo)
+        if k - lo:
+            out[f] = np.asarray(dec.decode(self.wide, k - lo), dtype=np.int64) + self.K0
+        return out
+
+
+def _escape_bytes(z: np.ndarray, n_blocks: int) -> bytes:
+    return np.asarray(z, dtype="<u2").tobytes().ljust(escape_table_bytes(n_blocks), b"\0")
+
+
+def ext_bits_for(K_bits: int, prior: Prior | None) -> int:
+    """Index bits beyond the prior's tables: ``K_bits - log2(prior.K)`` (0 without a prior)."""
+    if prior is None:
+        return 0
+    kb0 = int(prior.K).bit_length() - 1
+    if prior.K != 1 << kb0 or kb0 > K_bits:
+        raise ValueError(f"prior mismatch: prior has K={prior.K} entries per table, file has K={1 << K_bits} "
+                         "(the prior needs K entries, or a power of two below K for wide indices)")
+    return K_bits - kb0
 
 
 def count_table(counts: np.ndarray, n_blocks: int) -> np.ndarray:
@@ -69,7 +156,9 @@ def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
     """
     if not isinstance(header, Header):
         raise ValueError(f"header must be a bitstream.Header, got {type(header).__name__}")
-    h = dataclasses.replace(header, layout="dense", version=1)  # both derived from the indices below
+    if prior is not None and not isinstance(prior, Prior):
+        raise ValueError(f"prior must be a bitstream.Prior or None, got {type(prior).__name__}")
+    h = dataclasses.replace(header, layout="dense", version=1, ext_bits=0)  # both derived from the indices below
     validate(h, ValueError, derived=False)
     idx = np.asarray(indices)
     if idx.dtype.kind not in "iu":
@@ -83,7 +172,8 @@ def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
         raise ValueError(f"indices must be in [0, {h.K}) for K_bits={h.K_bits}, got values in [{lo}, {hi}]"
                          + (" (skipped blocks, -1, need range coding)" if lo == SKIP else ""))
     h.layout = "prefix" if skips else "dense"
-    h.version = version_for(h.layout)
+    h.ext_bits = ext_bits_for(h.K_bits, prior) if h.coding == "range" else 0
+    h.version = version_for(h.layout, h.ext_bits)
     counts = block_counts(idx) if h.layout == "prefix" else None
     h.prior_id = bytes(8)
     if h.coding == "raw":
@@ -93,19 +183,19 @@ def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
         if prior is None:
             h.prior = "uniform"
         else:
-            if not isinstance(prior, Prior):
-                raise ValueError(f"prior must be a bitstream.Prior or None, got {type(prior).__name__}")
-            if prior.K != h.K:
-                raise ValueError(f"prior mismatch: prior has K={prior.K} entries per table, file has K={h.K}")
             prior.check_blocks(h.n_blocks)
             h.prior = "model"
             h.prior_id = prior.prior_id
+        head, blocks = b"", _models(h, prior)
+        if h.ext_bits:
+            z = escape_table(idx, prior.K)
+            head, blocks = _escape_bytes(z, h.n_blocks), WideBlocks(prior, h.K_bits, z)
         if counts is None:
-            payload = rangecoder.encode(idx, _models(h, prior))
+            payload = head + rangecoder.encode(idx, blocks)
         else:
             table = count_table(counts, h.n_blocks)
-            payload = _table_bytes(table, h.n_blocks) + rangecoder.encode_chunks(
-                rangecoder.prefix_chunks(counts, idx, count_model(table)[0], _models(h, prior)))
+            payload = _table_bytes(table, h.n_blocks) + head + rangecoder.encode_chunks(
+                rangecoder.prefix_chunks(counts, idx, count_model(table)[0], blocks))
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes exceeds the format's limit of {MAX_PAYLOAD}")
     h.symbol_count = idx.size if counts is None else int(counts.sum())
@@ -150,8 +240,9 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
             raise FormatError("file needs the model's index prior (range-coded with prior 'model'), none was given")
         if not isinstance(prior, Prior):
             raise FormatError(f"prior must be a bitstream.Prior, got {type(prior).__name__}")
-        if prior.K != h.K:
-            raise FormatError(f"prior mismatch: prior has K={prior.K} entries per table, file has K={h.K}")
+        if prior.K != h.K >> h.ext_bits:
+            raise FormatError(f"prior mismatch: prior has K={prior.K} entries per table, file needs "
+                              f"K={h.K >> h.ext_bits}" + (f" (K={h.K} with {h.ext_bits} escape bits)" if h.ext_bits else ""))
         if prior.prior_id != bytes(h.prior_id):
             raise FormatError(f"prior mismatch: file was coded with prior {bytes(h.prior_id).hex()}, "
                               f"given prior is {prior.prior_id.hex()}")
@@ -160,11 +251,25 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
         block_bits = [float(mb[prior.table_index(b)]) for b in range(h.n_blocks)]
     else:
         block_bits = [float(h.K_bits)] * h.n_blocks
+    tb = map_table_bytes(h.n_blocks) if h.layout == "prefix" else 0
+    blocks = _models(h, prior)
+    if h.ext_bits:
+        xb = escape_table_bytes(h.n_blocks)
+        z = np.frombuffer(payload[tb:tb + 2 * h.n_blocks], dtype="<u2")
+        if any(payload[tb + 2 * h.n_blocks:tb + xb]):
+            raise FormatError("padding bytes after the escape table are not zero")
+        if int(z.min()) < 1:
+            raise FormatError("escape table entries must all be >= 1")
+        wide_min = _wide(h.K - prior.K)[2]
+        for b in range(h.n_blocks):
+            fb = PRECISION - np.log2(escape_weights(z[b]).astype(np.float64))
+            block_bits[b] = float(min(fb[0] + block_bits[b], fb[1] + wide_min))
+        blocks = WideBlocks(prior, h.K_bits, z)
+        payload = payload[:tb] + payload[tb + xb:]  # the count table (if any), then the coded words
     if h.layout == "dense":
         least = sum(block_bits) * h.positions
         stream = payload
     else:
-        tb = map_table_bytes(h.n_blocks)
         table = np.frombuffer(payload[:2 * (h.n_blocks + 1)], dtype="<u2")
         if any(payload[2 * (h.n_blocks + 1):tb]):
             raise FormatError("padding bytes after the count table are not zero")
@@ -177,5 +282,5 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
         raise FormatError(f"field symbol_count out of range: {h.symbol_count} symbols need at least "
                           f"{least:.0f} bits, the payload has {8 * len(stream)}")
     if h.layout == "dense":
-        return h, rangecoder.decode(stream, h.latent_shape, _models(h, prior))
-    return h, rangecoder.decode_prefix(stream, h.latent_shape, h.symbol_count, map_model, _models(h, prior))
+        return h, rangecoder.decode(stream, h.latent_shape, blocks)
+    return h, rangecoder.decode_prefix(stream, h.latent_shape, h.symbol_count, map_model, blocks)

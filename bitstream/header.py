@@ -1,4 +1,4 @@
-"""The fixed 96-byte .gqc header (format versions 1 and 2): layout, validation, (de)serialisation.
+"""The fixed 96-byte .gqc header (format versions 1, 2 and 3): layout, validation, (de)serialisation.
 
 Everything here is pure Python (``struct``, ``zlib``); nothing imports numpy
 or torch, so reading a header is instant.  The byte layout is specified in
@@ -13,8 +13,8 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"\x89GQC"
-VERSION = 2                # the newest version: this package reads 1 and 2
-VERSIONS = (1, 2)
+VERSION = 3                # the newest version: this package reads 1, 2 and 3
+VERSIONS = (1, 2, 3)
 HEADER_SIZE = 96
 
 # little-endian, no padding; the header CRC (last 4 bytes) is not part of this struct
@@ -71,8 +71,16 @@ def map_table_bytes(n_blocks: int) -> int:
     return 4 * _ceil_div(2 * (n_blocks + 1), 4)
 
 
-def version_for(layout: str) -> int:
-    """The version a writer uses: 1 for dense files (readable by every reader), 2 for the prefix layout."""
+def escape_table_bytes(n_blocks: int) -> int:
+    """Bytes of a v3 payload's escape table: ``n_blocks`` u16 entries, zero-padded to a multiple of 4."""
+    return 4 * _ceil_div(2 * n_blocks, 4)
+
+
+def version_for(layout: str, ext_bits: int = 0) -> int:
+    """The version a writer uses: the lowest that holds the file. 1 for dense files (readable by every
+    reader), 2 for the prefix layout, 3 for indices wider than the prior's tables (``ext_bits`` > 0)."""
+    if ext_bits:
+        return 3
     return 1 if layout == "dense" else 2
 
 
@@ -107,6 +115,7 @@ class Header:
     header_crc: int = 0
     layout: str = "dense"
     version: int = 1
+    ext_bits: int = 0  # v3: index bits beyond the prior's tables (which have 2**(K_bits - ext_bits) entries)
 
     # -- derived ------------------------------------------------------------
     @property
@@ -147,6 +156,7 @@ class Header:
             "stride": self.stride,
             "n_blocks": self.n_blocks,
             "layout": self.layout,
+            "ext_bits": self.ext_bits,
             "latent_h": self.latent_h,
             "latent_w": self.latent_w,
             "width": self.width,
@@ -206,6 +216,10 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
         raise err(f"field layout out of range: {h.layout!r} (must be 'dense' or 'prefix')")
     if h.version == 1 and h.layout != "dense":
         raise err(f"field layout out of range: version 1 files are dense, got {h.layout!r}")
+    e = _int_field(h, "ext_bits", 0, MAX_K_BITS, err)
+    if (h.version == 3) != (e > 0):
+        raise err(f"field ext_bits out of range: {e} (version 3 files have ext_bits >= 1, "
+                  "versions 1 and 2 have none)")
     check_model_id(h.model_id, err)
     if not isinstance(h.model_hash, (bytes, bytearray)) or len(h.model_hash) != 8:
         raise err("field model_hash out of range: must be 8 bytes")
@@ -234,8 +248,12 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
                   f"use raw coding)")
     if h.layout == "prefix" and h.coding != "range":
         raise err("field layout out of range: the prefix layout needs range coding")
+    if e and (e >= k or h.coding != "range"):
+        raise err(f"field ext_bits out of range: {e} (needs range coding and ext_bits < K_bits = {k})")
     if not derived:
         return
+    if e and h.prior != "model":
+        raise err("field prior out of range: version 3 files (ext_bits > 0) are coded with the model prior")
     sc = _int_field(h, "symbol_count", 0, (1 << 64) - 1, err)
     if h.layout == "dense":
         count = n * lh * lw
@@ -256,7 +274,7 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
         if pl != need:
             raise err(f"length mismatch: raw payload_length is {pl}, {count} symbols at {k} bits need {need} bytes")
     else:
-        table = map_table_bytes(n) if h.layout == "prefix" else 0
+        table = (map_table_bytes(n) if h.layout == "prefix" else 0) + (escape_table_bytes(n) if e else 0)
         if pl < table + 4 or pl % 4:
             raise err(f"length mismatch: range payload_length {pl} is not a multiple of 4 of at least "
                       f"{table + 4} bytes")
@@ -272,7 +290,7 @@ def encode_header(h: Header) -> bytes:
     """The 96 header bytes of a fully filled, valid header (header_crc computed here)."""
     validate(h, ValueError)
     body = _LAYOUT.pack(MAGIC, h.version, h.K_bits, h.m, h.stride, COLORS[h.color], CODINGS[h.coding],
-                        PRIORS[h.prior], h.quality, h.n_blocks, bytes([LAYOUTS[h.layout], 0]),
+                        PRIORS[h.prior], h.quality, h.n_blocks, bytes([LAYOUTS[h.layout], h.ext_bits]),
                         check_model_id(h.model_id).ljust(MODEL_ID_BYTES, b"\0"), bytes(h.model_hash),
                         h.codebook_seed, h.width, h.height, h.latent_h, h.latent_w, h.symbol_count,
                         h.payload_length, h.payload_crc, bytes(h.prior_id), bytes(4))
@@ -309,7 +327,7 @@ def read_header(data) -> Header:
      width, height, lh, lw, symbol_count, payload_length, payload_crc, prior_id, res2) = _LAYOUT.unpack(body)
     if version == 1 and any(res1):
         raise FormatError("reserved bytes at offset 14..15 are not zero")
-    if version >= 2 and res1[1]:
+    if version == 2 and res1[1]:
         raise FormatError("reserved byte at offset 15 is not zero")
     if res1[0] not in _LAYOUT_NAMES:
         raise FormatError(f"field layout out of range: {res1[0]} (must be 0 = dense or 1 = prefix)")
@@ -333,6 +351,6 @@ def read_header(data) -> Header:
                color=_COLOR_NAMES[color], coding=_CODING_NAMES[coding], prior=_PRIOR_NAMES[prior],
                quality=quality, symbol_count=symbol_count, payload_length=payload_length,
                payload_crc=payload_crc, prior_id=prior_id, header_crc=stored_crc,
-               layout=_LAYOUT_NAMES[res1[0]], version=version)
+               layout=_LAYOUT_NAMES[res1[0]], version=version, ext_bits=res1[1] if version >= 3 else 0)
     validate(h, FormatError)
     return h

@@ -59,16 +59,38 @@ def encode_chunks(chunks) -> bytes:
     return np.asarray(enc.get_compressed(), dtype="<u4").tobytes()
 
 
-def encode(indices: np.ndarray, model_for_block) -> bytes:
-    """Range-code ``indices`` (n, h, w) block by block; returns the little-endian payload."""
-    return encode_chunks((indices[b], model_for_block(b)) for b in range(indices.shape[0]))
+class PlainBlocks:
+    """Each block's symbols coded with one model: ``model_for_block(b)`` (formats v1 and v2)."""
+
+    def __init__(self, model_for_block):
+        self.model_for_block = model_for_block
+
+    def chunks(self, b: int, symbols: np.ndarray):
+        yield symbols, self.model_for_block(b)
+
+    def decode(self, dec, b: int, k: int) -> np.ndarray:
+        return np.asarray(dec.decode(self.model_for_block(b), k), dtype=np.int64)
 
 
-def prefix_chunks(counts: np.ndarray, indices: np.ndarray, map_model, model_for_block):
+def _coder(blocks):
+    """A block coder (``chunks(b, symbols)`` / ``decode(dec, b, k)``) or a plain ``model_for_block``."""
+    return blocks if hasattr(blocks, "chunks") else PlainBlocks(blocks)
+
+
+def encode(indices: np.ndarray, blocks) -> bytes:
+    """Range-code ``indices`` (n, h, w) block by block; returns the little-endian payload.
+
+    ``blocks`` is a block coder or a function ``model_for_block(b)`` (one model per block)."""
+    coder = _coder(blocks)
+    return encode_chunks(c for b in range(indices.shape[0]) for c in coder.chunks(b, indices[b].reshape(-1)))
+
+
+def prefix_chunks(counts: np.ndarray, indices: np.ndarray, map_model, blocks):
     """The prefix layout's symbol order: the count map, then block b's indices where ``counts > b``."""
+    coder = _coder(blocks)
     yield counts, map_model
     for b in range(indices.shape[0]):
-        yield indices[b][counts > b], model_for_block(b)
+        yield from coder.chunks(b, indices[b][counts > b])
 
 
 def _canonical(payload: bytes, chunks) -> None:
@@ -87,34 +109,36 @@ def _decoder(payload: bytes):
     return Q.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
 
-def decode(payload: bytes, shape: tuple[int, int, int], model_for_block) -> np.ndarray:
+def decode(payload: bytes, shape: tuple[int, int, int], blocks) -> np.ndarray:
     """Inverse of :func:`encode`; any failure becomes :class:`FormatError`.
 
     The payload must be canonical: re-encoding the decoded symbols must give
     back exactly the same bytes (rejects corrupt words and appended data).
     """
     n, h, w = shape
+    coder = _coder(blocks)
     out = np.empty(shape, dtype=np.int64)
     try:
         dec = _decoder(payload)
         for b in range(n):
-            out[b] = np.asarray(dec.decode(model_for_block(b), h * w)).reshape(h, w)
-    except MemoryError:
+            out[b] = coder.decode(dec, b, h * w).reshape(h, w)
+    except (MemoryError, FormatError):
         raise
     except Exception as e:  # constriction raises assorted errors on garbage
         raise FormatError(f"range payload cannot be decoded: {e}") from None
-    _canonical(payload, ((out[b], model_for_block(b)) for b in range(n)))
+    _canonical(payload, (c for b in range(n) for c in coder.chunks(b, out[b].reshape(-1))))
     return out
 
 
 def decode_prefix(payload: bytes, shape: tuple[int, int, int], symbol_count: int, map_model,
-                  model_for_block) -> np.ndarray:
+                  blocks) -> np.ndarray:
     """Inverse of ``encode_chunks(prefix_chunks(...))``: int64 (n, h, w) with -1 where a block is not coded.
 
     The decoded count map must hold ``symbol_count`` indices in all, and the
     payload must be canonical.
     """
     n, h, w = shape
+    coder = _coder(blocks)
     try:
         dec = _decoder(payload)
         counts = np.asarray(dec.decode(map_model, h * w), dtype=np.int64).reshape(h, w)
@@ -126,10 +150,10 @@ def decode_prefix(payload: bytes, shape: tuple[int, int, int], symbol_count: int
             keep = counts > b
             k = int(keep.sum())
             if k:
-                out[b][keep] = np.asarray(dec.decode(model_for_block(b), k))
+                out[b][keep] = coder.decode(dec, b, k)
     except (MemoryError, FormatError):
         raise
     except Exception as e:  # constriction raises assorted errors on garbage
         raise FormatError(f"range payload cannot be decoded: {e}") from None
-    _canonical(payload, prefix_chunks(counts, out, map_model, model_for_block))
+    _canonical(payload, prefix_chunks(counts, out, map_model, coder))
     return out

@@ -80,6 +80,12 @@ class SafeGroup(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.exceptions.Abort() from None
+        except BrokenPipeError:
+            # the reader went away (`gqcodec models | head`): stop quietly, and keep Python's
+            # exit-time flush of stdout from raising again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(1) from None
         except Exception as e:  # noqa: BLE001
             if os.environ.get("GQCODEC_DEBUG"):
                 raise
@@ -194,14 +200,15 @@ def models(as_json):
         if e.get("superseded_by"):
             click.echo(f"  superseded by {e['superseded_by']}; kept installed so that its files decode")
         kodak = {int(r["quality"]): r for r in e.get("kodak", [])}
-        click.echo(f"  {'quality':>7} {'blocks':>6} {'RDOQ':>5} {'raw bpp':>8} {'Kodak bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}"
-                   f" {'adaptive λ':>10}")
+        click.echo(f"  {'quality':>7} {'blocks':>6} {'K':>4} {'RDOQ':>5} {'raw bpp':>8} {'Kodak bpp':>9} {'PSNR dB':>8}"
+                   f" {'MS-SSIM':>8} {'adaptive λ':>10}")
         for q, n in sorted((int(q), n) for q, n in e["ladder"].items()):
             r = kodak.get(q, {})
             fmt = lambda k, f: (f % r[k]) if k in r else "-"
             gamma = zoo.rdoq_strength(e, q)
             lam = e.get("adaptive_lambda", {}).get(str(q))
-            click.echo(f"  {q:>7} {n:>6} {gamma:>5g} {n * e.get('K_bits', 16) / e.get('stride', 16) ** 2:>8.4f} "
+            kb = int(e.get("index_bits", {}).get(str(q), e.get("K_bits", 16)))
+            click.echo(f"  {q:>7} {n:>6} {'2^' + str(kb):>4} {gamma:>5g} {n * kb / e.get('stride', 16) ** 2:>8.4f} "
                        f"{fmt('bpp', '%.4f'):>9} {fmt('psnr-rgb', '%.2f'):>8} {fmt('ms-ssim-rgb', '%.4f'):>8}"
                        f" {'dense' if lam is None else f'{lam:g}':>10}")
 

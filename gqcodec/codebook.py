@@ -54,6 +54,28 @@ def check_params(seed: int, K: int, m: int) -> None:
         raise ValueError(f"codebook dimension m must be in [1, {MAX_M}], got {m}")
 
 
+def _box_muller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    u1 = ((a >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    u2 = (b >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(np.float32)
+
+
+def codebook_rows(seed: int, rows, m: int) -> np.ndarray:
+    """Rows ``rows`` (any int array, values in [0, 2**MAX_LOG2_K)) of every codebook with this seed and m,
+    as float32 ``rows.shape + (m,)``, without generating the others (the generator is counter-based).
+    A decoder of a wide-index file needs only the rows it uses."""
+    r = np.asarray(rows, dtype=np.int64)
+    if r.size and (r.min() < 0 or r.max() >= 2**MAX_LOG2_K):
+        raise ValueError(f"codebook rows must be in [0, 2**{MAX_LOG2_K})")
+    check_params(seed, 2, m)
+    j = (r[..., None] * m + np.arange(m)).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        base = np.uint64(int(seed))
+        a = _mix64(base + (np.uint64(2) * j + np.uint64(1)) * GOLDEN)
+        b = _mix64(base + (np.uint64(2) * j + np.uint64(2)) * GOLDEN)
+    return _box_muller(a, b)
+
+
 def _generate(seed: int, K: int, m: int, chunk: int = 1 << 20) -> np.ndarray:
     check_params(seed, K, m)
     total = K * m
@@ -61,10 +83,7 @@ def _generate(seed: int, K: int, m: int, chunk: int = 1 << 20) -> np.ndarray:
     for j0 in range(0, total, chunk):
         cnt = min(chunk, total - j0)
         d = _draws(seed, 2 * j0, 2 * cnt)
-        a, b = d[0::2], d[1::2]
-        u1 = ((a >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
-        u2 = (b >> np.uint64(11)).astype(np.float64) * 2.0**-53
-        out[j0:j0 + cnt] = (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(np.float32)
+        out[j0:j0 + cnt] = _box_muller(d[0::2], d[1::2])
     return out.reshape(K, m)
 
 

@@ -28,6 +28,7 @@ import bitstream
 from bitstream import FormatError, Header
 
 from . import zoo
+from .codebook import codebook_rows
 from .imageio import normalize, open_image
 from .model import STRIDE, GQVAE, pad_to_stride
 
@@ -35,6 +36,7 @@ TILE = 1024          # pixels per tile side (multiple of STRIDE)
 ENC_MARGIN = 64      # pixels of context around an encoder tile (receptive field radius is 30)
 DEC_MARGIN = 4       # latents of context around a decoder tile (receptive field radius < 2)
 MODES = ("raw", "range")
+MAX_EXT_BITS = 6     # decoders accept files whose codebook is up to 2**6 times the model's (escape coding, v3)
 
 
 class CodecError(ValueError):
@@ -57,6 +59,9 @@ class Codec:
         if tile % STRIDE or tile < STRIDE:
             raise ValueError(f"tile must be a positive multiple of {STRIDE}")
         self.tile = tile
+        self.wide_bits = {int(q): int(b) for q, b in e.get("index_bits", {}).items()}
+        self.escape_guess = {int(q): float(v) for q, v in e.get("escape_share", {}).items()}
+        self._quantizers: dict = {}
         self._bias: dict = {}
         self._empty: dict = {}  # one latent size at a time (see empty_decode)
         self._lock = threading.Lock()
@@ -71,6 +76,34 @@ class Codec:
             raise CodecError(f"quality {q} not available for model {self.name} (choose from {self.qualities})")
         return self.ladder[q]
 
+    def index_bits(self, quality: int | None) -> int:
+        """log2 of the codebook size a quality searches: the model's K_bits, or more where the
+        registry widens the codebook (``index_bits``; such files are format v3, escape coding)."""
+        q = self.default_quality if quality is None else int(quality)
+        return self.wide_bits.get(q, self.model.config.K_bits)
+
+    def quantizer(self, K_bits: int):
+        """The GQ quantizer over the first 2**K_bits codewords (the model's own for its K_bits)."""
+        cfg = self.model.config
+        if K_bits == cfg.K_bits:
+            return self.model.quantizer
+        if K_bits not in self._quantizers:
+            from .quantizer import GaussianQuantizer
+
+            q0 = self.model.quantizer
+            self._quantizers = {K_bits: GaussianQuantizer(q0.dim, 1 << K_bits, q0.seed, q0.beta,
+                                                          q0.memory_budget).to(self.device)}
+        return self._quantizers[K_bits]
+
+    def code_lengths(self, indices: np.ndarray, K_bits: int) -> np.ndarray:
+        """Bits of each index (n, h, w) under the range coder's prior for a file of K_bits-wide indices
+        (v3 escape coding with the escape table these indices would get when wider than the prior)."""
+        if K_bits == self.model.config.K_bits:
+            return self.prior.code_lengths(indices)
+        z = bitstream.escape_table(indices, self.prior.K)
+        table = bitstream.wide_code_lengths(self.prior, K_bits, z, indices.shape[0])
+        return np.stack([table[b][indices[b]] for b in range(indices.shape[0])])
+
     def rdoq_for(self, quality: int | None) -> float:
         """The tuned RDOQ strength for a quality (a per-quality override, else the model's default)."""
         return zoo.rdoq_strength(self.entry, self.default_quality if quality is None else quality)
@@ -81,7 +114,7 @@ class Codec:
         v = self.entry.get("adaptive_lambda", {}).get(str(q))
         return None if v is None else float(v)
 
-    def count_costs(self, rgb: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def count_costs(self, rgb: np.ndarray, indices: np.ndarray, K_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """What keeping c = 0..n leading blocks costs at each position: ``(se, bits)``, both (n + 1, h, w).
 
         ``se[c]``: squared error (8-bit units, summed over the position's 16x16 patch and the
@@ -90,7 +123,8 @@ class Codec:
         """
         n, lh, lw = indices.shape
         H, W = rgb.shape[:2]
-        bits = np.concatenate([np.zeros((1, lh, lw)), np.cumsum(self.prior.code_lengths(indices), axis=0)])
+        K_bits = self.model.config.K_bits if K_bits is None else K_bits
+        bits = np.concatenate([np.zeros((1, lh, lw)), np.cumsum(self.code_lengths(indices, K_bits), axis=0)])
         ref = rgb.astype(np.float32)
         err = np.zeros((lh * STRIDE, lw * STRIDE))  # patch-aligned; the padding beyond H x W stays 0
         se = np.empty((n + 1, lh, lw))
@@ -100,7 +134,7 @@ class Codec:
             else:
                 trial = indices.copy()
                 trial[c:] = bitstream.SKIP
-                out = self.decode_array(trial, H, W)
+                out = self.decode_array(trial, H, W, K_bits)
             err[:H, :W] = ((out.astype(np.float32) - ref) ** 2).sum(axis=2)
             se[c] = err.reshape(lh, STRIDE, lw, STRIDE).sum(axis=(1, 3))
         return se, bits
@@ -121,35 +155,51 @@ class Codec:
         map_bits = bitstream.count_code_lengths(J.argmin(axis=0), se.shape[0] - 1)
         return (J + lam * map_bits[:, None, None]).argmin(axis=0)
 
-    def choose_counts(self, rgb: np.ndarray, indices: np.ndarray, lam: float) -> np.ndarray:
+    def choose_counts(self, rgb: np.ndarray, indices: np.ndarray, lam: float, K_bits: int | None = None) -> np.ndarray:
         """The adaptive layout's block counts (h, w) for ``indices`` (n, h, w) of image ``rgb``."""
-        return self.pick_counts(*self.count_costs(rgb, indices), lam)
+        return self.pick_counts(*self.count_costs(rgb, indices, K_bits), lam)
 
-    def rdoq_bias(self, gamma: float) -> torch.Tensor | None:
-        """(blocks, K) search bias ``gamma * ln P_b(index)`` under the index prior, or None for gamma 0."""
+    def rdoq_bias(self, gamma: float, K_bits: int | None = None, escape_share: float = 0.5) -> torch.Tensor | None:
+        """(blocks, K) search bias ``gamma * ln P_b(index)`` under the index prior, or None for gamma 0.
+
+        For a codebook wider than the prior (v3 escape coding) the probabilities are those of
+        escape coding with every block's share of indices below the prior's K set to
+        ``escape_share`` (the encoder's guess; the file's escape table then uses the real shares).
+        """
         if not gamma:
             return None
         if self.prior is None:
             raise CodecError(f"model {self.name} has no index prior, so rate-optimised quantization is unavailable")
-        if gamma not in self._bias:
-            f = torch.from_numpy(np.asarray(self.prior.freqs, dtype=np.float64))
-            lp = torch.log(f / f.sum(dim=1, keepdim=True))
-            bias = (gamma * lp).to(self.device)
-            if bias.shape[0] == 1:
-                bias = bias.expand(self.model.config.blocks, -1)
-            self._bias = {gamma: bias}  # one strength at a time: (blocks, K) float64 is 10 MB
-        return self._bias[gamma]
+        cfg = self.model.config
+        K_bits = cfg.K_bits if K_bits is None else K_bits
+        key = (gamma, K_bits, escape_share)
+        if key not in self._bias:
+            if K_bits == cfg.K_bits:
+                f = torch.from_numpy(np.asarray(self.prior.freqs, dtype=np.float64))
+                lp = torch.log(f / f.sum(dim=1, keepdim=True))
+                if lp.shape[0] == 1:
+                    lp = lp.expand(cfg.blocks, -1)
+            else:
+                z = np.full(cfg.blocks, min(65535, max(1, round(escape_share * 65536))))
+                bits = bitstream.wide_code_lengths(self.prior, K_bits, z, cfg.blocks)
+                lp = torch.from_numpy(np.stack(bits)).mul_(-np.log(2.0))
+            self._bias = {key: (gamma * lp).to(self.device)}  # one at a time: (blocks, K) float64 is 10 MB per 2**16
+        return self._bias[key]
 
     # -- transforms in tiles -------------------------------------------------
     @torch.inference_mode()
-    def encode_array(self, rgb: np.ndarray, n_blocks: int, rdoq: float = 0.0) -> np.ndarray:
+    def encode_array(self, rgb: np.ndarray, n_blocks: int, rdoq: float = 0.0, K_bits: int | None = None,
+                     escape_share: float = 0.5) -> np.ndarray:
         """HxWx3 uint8 -> indices (n_blocks, ceil(H/16), ceil(W/16)) int64.
 
         ``rdoq`` > 0 biases each block's search by ``rdoq * ln P(index)`` under the
         model's index prior (rate-distortion optimised quantization, encoder only).
+        ``K_bits`` (default: the model's) searches the first 2**K_bits codewords.
         """
         m = self.model
-        bias = self.rdoq_bias(rdoq)
+        K_bits = m.config.K_bits if K_bits is None else int(K_bits)
+        quant = self.quantizer(K_bits)
+        bias = self.rdoq_bias(rdoq, K_bits, escape_share)
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255)
         x = pad_to_stride(x)
         H, W = x.shape[-2:]
@@ -167,20 +217,31 @@ class Codec:
                 logvar = logvar[..., oy:oy + th, ox:ox + tw]
                 rows_mu, rows_lv = m.to_rows(mu, n_blocks), m.to_rows(logvar, n_blocks)
                 if bias is None:
-                    idx = m.quantizer.quantize(rows_mu, rows_lv).view(n_blocks, th, tw)
+                    idx = quant.quantize(rows_mu, rows_lv).view(n_blocks, th, tw)
                 else:  # rows are block-major: one search per block with that block's prior
                     rows_mu, rows_lv = rows_mu.view(n_blocks, th * tw, -1), rows_lv.view(n_blocks, th * tw, -1)
-                    idx = torch.stack([m.quantizer.quantize(rows_mu[b], rows_lv[b], bias=bias[b])
+                    idx = torch.stack([quant.quantize(rows_mu[b], rows_lv[b], bias=bias[b])
                                        for b in range(n_blocks)]).view(n_blocks, th, tw)
                 out[:, y0 // STRIDE:y1 // STRIDE, x0 // STRIDE:x1 // STRIDE] = idx.cpu().numpy()
         return out
 
     @torch.inference_mode()
-    def decode_array(self, indices: np.ndarray, height: int, width: int) -> np.ndarray:
-        """indices (n, h, w) -> HxWx3 uint8 (cropped to height x width)."""
+    def decode_array(self, indices: np.ndarray, height: int, width: int, K_bits: int | None = None) -> np.ndarray:
+        """indices (n, h, w) -> HxWx3 uint8 (cropped to height x width).
+
+        Indices of a codebook wider than the model's (``K_bits``) are looked up in the rows
+        they use, generated on demand."""
         m = self.model
         n, lh, lw = indices.shape
         idx = torch.from_numpy(indices.astype(np.int64))
+        lookup = None
+        if K_bits is not None and K_bits > m.config.K_bits:
+            used = np.unique(indices[indices >= 0])
+            if used.size == 0:
+                used = np.zeros(1, dtype=np.int64)
+            rows = torch.from_numpy(codebook_rows(m.config.seed, used, m.config.m)).to(self.device)
+            used_t = torch.from_numpy(used).to(self.device)
+            lookup = lambda t: rows[torch.searchsorted(used_t, t)]  # noqa: E731
         out = np.empty((lh * STRIDE, lw * STRIDE, 3), dtype=np.uint8)
         t, mg = self.tile // STRIDE, DEC_MARGIN
         for y0 in range(0, lh, t):
@@ -188,7 +249,7 @@ class Codec:
                 y1, x1 = min(lh, y0 + t), min(lw, x0 + t)
                 ya, xa = max(0, y0 - mg), max(0, x0 - mg)
                 yb, xb = min(lh, y1 + mg), min(lw, x1 + mg)
-                z = m.latent_from_indices(idx[None, :, ya:yb, xa:xb].to(self.device))
+                z = m.latent_from_indices(idx[None, :, ya:yb, xa:xb].to(self.device), lookup)
                 y = m.g_s(z)[0]
                 oy, ox = (y0 - ya) * STRIDE, (x0 - xa) * STRIDE
                 y = y[:, oy:oy + (y1 - y0) * STRIDE, ox:ox + (x1 - x0) * STRIDE]
@@ -232,12 +293,15 @@ class Codec:
             raise CodecError("image is empty")
         rgb = np.repeat(arr[:, :, None], 3, axis=2) if color == "L" else arr
         cfg = self.model.config
+        kb = self.index_bits(q)
+        if kb != cfg.K_bits and mode == "range" and self.prior is None:
+            raise CodecError(f"quality {q} needs the model's index prior (wide indices), model {self.name} has none")
         with self._lock:
-            indices = self.encode_array(rgb, n, rdoq)
+            indices = self.encode_array(rgb, n, rdoq, kb, self.escape_guess.get(q, 0.5))
             if adaptive:
-                counts = self.choose_counts(rgb, indices, lam)
+                counts = self.choose_counts(rgb, indices, lam, kb)
                 indices[np.arange(n)[:, None, None] >= counts[None]] = bitstream.SKIP
-        header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=cfg.K_bits,
+        header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=kb,
                         m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
                         width=w, height=h, color=color, coding=mode, prior="uniform", quality=q)
         return bitstream.pack(header, indices, prior=self.prior if mode == "range" else None)
@@ -249,7 +313,8 @@ class Codec:
         if header.model_hash != self.hash:
             raise CodecError(f"file was made by a different version of model '{self.name}' "
                              f"(hash {header.model_hash.hex()}, installed {self.hash.hex()})")
-        if (header.codebook_seed, header.K_bits, header.m, header.stride) != (cfg.seed, cfg.K_bits, cfg.m, STRIDE):
+        if (header.codebook_seed, header.m, header.stride) != (cfg.seed, cfg.m, STRIDE) or \
+                not cfg.K_bits <= header.K_bits <= cfg.K_bits + MAX_EXT_BITS:
             raise CodecError("file's codebook (seed, K, m, stride) does not match the model")
         if header.n_blocks > cfg.blocks:
             raise CodecError(f"file has {header.n_blocks} blocks per position, model has {cfg.blocks}")
@@ -259,7 +324,7 @@ class Codec:
         self.check_header(header)
         header, indices = bitstream.unpack(data, prior=self.prior)
         with self._lock:
-            rgb = self.decode_array(indices, header.height, header.width)
+            rgb = self.decode_array(indices, header.height, header.width, header.K_bits)
         if header.color == "L":
             gray = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
             return Image.fromarray(gray, "L")

@@ -131,15 +131,17 @@ class GQVAE(nn.Module):
         t = t[:, : n_blocks * m].reshape(b, n_blocks, m, h, w)
         return t.permute(0, 1, 3, 4, 2).reshape(-1, m)
 
-    def latent_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
+    def latent_from_indices(self, indices: torch.Tensor, lookup=None) -> torch.Tensor:
         """(B, n, h, w) indices -> (B, C, h, w) latent; blocks beyond n, and -1 entries
-        (blocks a prefix-layout file skips at that position), are zero, the prior mean."""
+        (blocks a prefix-layout file skips at that position), are zero, the prior mean.
+        ``lookup`` maps an index tensor to its codewords (default: the model's codebook);
+        files with wider indices than the model's codebook pass one."""
         c = self.config
         b, n, h, w = indices.shape
         if n > c.blocks:
             raise ValueError(f"{n} blocks given, the model has {c.blocks}")
         coded = indices >= 0
-        z = self.quantizer.dequantize(indices.clamp(min=0))  # (B, n, h, w, m)
+        z = (lookup or self.quantizer.dequantize)(indices.clamp(min=0))  # (B, n, h, w, m)
         if not bool(coded.all()):
             z = z * coded[..., None].to(z.dtype)
         z = z.permute(0, 1, 4, 2, 3).reshape(b, n * c.m, h, w)

@@ -143,7 +143,7 @@ def _valid(coding="raw", **kw):
 
 
 def test_header_layout_and_constants():
-    assert HEADER_SIZE == 96 and VERSION == 2 and MAGIC == b"\x89GQC"
+    assert HEADER_SIZE == 96 and VERSION == 3 and MAGIC == b"\x89GQC"
     data = _valid(K_bits=10)
     h = read_header(data)
     assert data[:4] == MAGIC and data[4] == 1
@@ -177,7 +177,9 @@ def test_bad_magic_version_reserved():
     _err(data[:3], "truncated header")
     _err(b"", "truncated header")
     _err(data[:50], "truncated header", header_only=True)
-    _err(edit(data, 4, b"\x03"), "unsupported version 3", "supports 1, 2")
+    _err(edit(data, 4, b"\x04"), "unsupported version 4", "supports 1, 2, 3")
+    # a v3 header must name its escape bits (and v1/v2 headers must not)
+    _err(edit(data, 4, b"\x03"), "ext_bits out of range")
     _err(data[:4] + b"\x07", "unsupported version 7")
     _err(edit(data, 14, b"\x01"), "reserved")
     _err(edit(data, 91, b"\x80"), "reserved")
@@ -298,8 +300,9 @@ def test_pack_caller_errors():
             pack(h.replace(**bad), good)
         assert not isinstance(e.value, FormatError) or "version" in str(e.value)
     r = make_header(8, 2, 3, 4, "range")
-    with pytest.raises(ValueError, match="prior mismatch"):
-        pack(r, good, prior=Prior.uniform(128))
+    for wrong in (Prior.uniform(512), Prior.uniform(100)):  # larger than K, or not a power of two
+        with pytest.raises(ValueError, match="prior mismatch"):
+            pack(r, good, prior=wrong)
     with pytest.raises(ValueError, match="Prior"):
         pack(r, good, prior=np.ones((1, 256)))
 

@@ -171,11 +171,14 @@ def test_installed_console_script(tiny, png, tmp_path):
 def test_models_lists_the_rdoq_strength_per_quality(tmp_path, monkeypatch):
     from fakezoo import install
 
-    install(tmp_path / "w", monkeypatch, rdoq=3.0, rdoq_by_quality={"3": 0.5}, adaptive_lambda={"2": 120.5})
+    install(tmp_path / "w", monkeypatch, rdoq=3.0, rdoq_by_quality={"3": 0.5}, adaptive_lambda={"2": 120.5},
+            index_bits={"3": 10})
     res = run("models")
     assert res.exit_code == 0, res.output
     rows = {line.split()[0]: line.split() for line in res.output.splitlines()[2:]}
-    assert [rows[q][2] for q in ("1", "2", "3")] == ["3", "3", "0.5"]
+    assert [rows[q][2] for q in ("1", "2", "3")] == ["2^8", "2^8", "2^10"]  # codebook size per quality
+    assert [rows[q][3] for q in ("1", "2", "3")] == ["3", "3", "0.5"]
+    assert [rows[q][4] for q in ("1", "2", "3")] == ["0.0312", "0.0625", "0.1172"]  # raw bpp: n * log2 K / 256
     assert [rows[q][-1] for q in ("1", "2", "3")] == ["dense", "120.5", "dense"]
     zoo._cache.clear()
     codec._codecs.clear()
@@ -190,3 +193,13 @@ def test_models_says_which_model_superseded_an_old_one(tmp_path, monkeypatch):
     assert res.output.splitlines()[1].strip() == "superseded by tiny-r2; kept installed so that its files decode"
     zoo._cache.clear()
     codec._codecs.clear()
+
+
+def test_closed_stdout_pipe_ends_quietly():
+    # `gqcodec models | head -1`: the reader is gone before the listing is written
+    p = subprocess.Popen([sys.executable, "-m", "gqcodec.cli", "models"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    p.wait(timeout=120)
+    assert "error" not in err and "Traceback" not in err, err

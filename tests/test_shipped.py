@@ -26,6 +26,11 @@ def test_registry_entry_is_complete():
     assert max(e["ladder"].values()) <= model.config.blocks
     prior = zoo.load_prior()
     assert prior.T == model.config.blocks and prior.K == model.config.K
+    from gqcodec.codec import MAX_EXT_BITS
+
+    for q, kb in e.get("index_bits", {}).items():  # wide qualities: decodable, with an escape-share guess
+        assert q in e["ladder"] and model.config.K_bits <= kb <= model.config.K_bits + MAX_EXT_BITS
+        assert 0 < e.get("escape_share", {}).get(q, 0.5) < 1
 
 
 def test_default_model_round_trip_quality_grows_with_rate():
@@ -36,6 +41,7 @@ def test_default_model_round_trip_quality_grows_with_rate():
         data = codec.compress(img, quality=q)
         h = bitstream.read_header(data)
         assert h.model_id == zoo.default_name() and h.model_hash == zoo.model_hash()
+        assert h.K_bits == codec.index_bits(q)
         out = np.asarray(gqcodec.decompress(data))
         sizes.append(len(data))
         psnrs.append(psnr_rgb(img, out))

@@ -7,6 +7,8 @@
 # 2. the prior re-measured under rate-optimised quantization (tools/rdoq_prior.py, one run per
 #    "gamma:images" step of RDOQ_STEPS), the encoder's RDOQ strength (tools/tune_rdoq.py) and the
 #    adaptive-rate multipliers (tools/tune_adaptive.py)
+#    and the wide-codebook top of the ladder (tools/tune_wide.py; WIDE = QUALITY=K_bits,rdoq,lambda
+#    settings; it runs last because the two tuners above treat every quality as narrow)
 # 3. Kodak evaluation, registry numbers, RD plot and BD table (tools/eval_release.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +21,5 @@ for step in ${RDOQ_STEPS:-2:600 2.5:1400}; do
 done
 python tools/tune_rdoq.py --model "$name" --gammas 0,0.5,1,1.5,2,2.5,3,3.5,4 --write
 python tools/tune_adaptive.py --model "$name" --images 32 --write
+python tools/tune_wide.py --model "$name" --write "${WIDE:-8=18,1.5,300 9=18,1,150 10=18,0.5,74.4}"
 bash tools/eval_release.sh "$name"
