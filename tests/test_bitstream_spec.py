@@ -6,20 +6,21 @@ import hashlib
 import math
 import struct
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 import bitstream
 from bitstream import HEADER_SIZE, Prior, pack
-from test_bitstream_helpers import make_header, random_indices, sample_from_prior, skewed_prior, skip_tail
+from test_bitstream_helpers import fix_crcs, make_header, random_indices, sample_from_prior, skewed_prior, skip_tail
 
 M64 = (1 << 64) - 1
 
 
 # -- an independent implementation of docs/bitstream.md ---------------------------
 def spec_header(data: bytes) -> dict:
-    assert data[:4] == b"\x89GQC" and data[4] in (1, 2)
+    assert data[:4] == b"\x89GQC" and data[4] in (1, 2, 3)
     assert zlib.crc32(data[:92]) == struct.unpack_from("<I", data, 92)[0]
     u8 = lambda o: data[o]  # noqa: E731
     u16 = lambda o: struct.unpack_from("<H", data, o)[0]  # noqa: E731
@@ -30,14 +31,29 @@ def spec_header(data: bytes) -> dict:
              n_blocks=u16(12), layout={0: "dense", 1: "prefix"}[u8(14)], model_id=data[16:32].rstrip(b"\0").decode(),
              model_hash=data[32:40], codebook_seed=u64(40), width=u32(48), height=u32(52), latent_h=u32(56),
              latent_w=u32(60), symbol_count=u64(64), payload_length=u32(72), payload_crc=u32(76),
-             prior_id=data[80:88])
-    assert data[15] == 0 and data[88:92] == b"\0" * 4 and (h["version"] == 2 or h["layout"] == "dense")
+             prior_id=data[80:88], ext_bits=u8(15) if u8(4) == 3 else 0)
+    assert data[88:92] == b"\0" * 4 and (h["version"] >= 2 or h["layout"] == "dense")
+    if h["version"] < 3:  # byte 15 is reserved in v1 and v2
+        assert data[15] == 0
+    else:  # section 1, byte 15 / section 2 step 6: escape bits need range coding with the model prior
+        assert 1 <= h["ext_bits"] < h["K_bits"] and h["coding"] == "range" and h["prior"] == "model"
     assert h["latent_h"] == -(-h["height"] // h["stride"]) and h["latent_w"] == -(-h["width"] // h["stride"])
     if h["layout"] == "dense":
         assert h["symbol_count"] == h["n_blocks"] * h["latent_h"] * h["latent_w"]
+    if h["coding"] == "range":  # step 6: words after the count table (prefix) and the escape table (v3)
+        tx = spec_table_bytes(h)
+        assert h["payload_length"] % 4 == 0 and h["payload_length"] >= 4 + tx[0] + tx[1]
     assert len(data) == HEADER_SIZE + h["payload_length"]
     assert zlib.crc32(data[HEADER_SIZE:]) == h["payload_crc"]
     return h
+
+
+def spec_table_bytes(h: dict) -> tuple[int, int]:
+    """(T, X): bytes of the count table (prefix layout, 5.6) and of the escape table (v3, 5.7) at the payload's start."""
+    n = h["n_blocks"]
+    T = 4 * -(-2 * (n + 1) // 4) if h["layout"] == "prefix" else 0
+    X = 4 * -(-2 * n // 4) if h["ext_bits"] else 0
+    return T, X
 
 
 def spec_weights(row: list[int]) -> list[int]:
@@ -169,11 +185,117 @@ def spec_raw_decode(payload: bytes, h: dict) -> list[int]:
     return [(big >> (total - (i + 1) * k)) & ((1 << k) - 1) for i in range(n)]
 
 
+def spec_u16_table(payload: bytes, offset: int, entries: int, size: int) -> list[int]:
+    """``entries`` u16 little-endian values at ``offset``, each >= 1, then zero bytes up to ``size`` (5.6, 5.7)."""
+    g = [struct.unpack_from("<H", payload, offset + 2 * i)[0] for i in range(entries)]
+    assert min(g) >= 1 and payload[offset + 2 * entries:offset + size] == bytes(size - 2 * entries)
+    return g
+
+
+class SpecEscape:
+    """Section 5.7: how one block's coded indices go into the stream of a v3 file."""
+
+    def __init__(self, tables: list[Table], z: list[int], K_bits: int, E: int):
+        self.K0, self.K = 1 << (K_bits - E), 1 << K_bits
+        self.tables = tables                                          # block b's prior table, K0 entries (5.2)
+        self.flags = [Table(spec_weights([v, 65536 - v])) for v in z]  # flag 0: index < K0, flag 1: index >= K0
+        self.wide = Table(spec_weights([1] * (self.K - self.K0)))     # all ones over N = K - K0 values
+
+    def decode(self, d: SpecDecoder, b: int, k: int) -> list[int]:
+        flags = [d.symbol(self.flags[b]) for _ in range(k)]
+        narrow = [d.symbol(self.tables[b]) for f in flags if f == 0]
+        wide = [self.K0 + d.symbol(self.wide) for f in flags if f == 1]
+        narrow.reverse()
+        wide.reverse()
+        return [(wide if f else narrow).pop() for f in flags]
+
+    def pairs(self, b: int, syms: list[int]) -> list:
+        return ([(int(s >= self.K0), self.flags[b]) for s in syms] + [(s, self.tables[b]) for s in syms if s < self.K0]
+                + [(s - self.K0, self.wide) for s in syms if s >= self.K0])
+
+    def code_length(self, b: int, s: int) -> float:
+        """The ideal bits of index s in block b: the flag, then the prior table or the wide table."""
+        if s < self.K0:
+            return 48 - math.log2(self.flags[b].w(0)) - math.log2(self.tables[b].w(s))
+        return 48 - math.log2(self.flags[b].w(1)) - math.log2(self.wide.w(s - self.K0))
+
+
+def spec_escape_decode(payload: bytes, h: dict, freqs) -> list[int]:
+    """A v3 payload (sections 5.6, 5.7): [count table] escape table, then one range-coded stream."""
+    n, P, k, E = h["n_blocks"], h["latent_h"] * h["latent_w"], h["K_bits"], h["ext_bits"]
+    assert all(len(row) == 1 << (k - E) for row in freqs) and (len(freqs) == 1 or len(freqs) >= n)
+    T, X = spec_table_bytes(h)
+    coder = SpecEscape(spec_tables(h, freqs), spec_u16_table(payload, T, n, X), k, E)
+    d = SpecDecoder(payload[T + X:])
+    pairs = []
+    if h["layout"] == "prefix":
+        gt = Table(spec_weights(spec_u16_table(payload, 0, n + 1, T)))
+        counts = [d.symbol(gt) for _ in range(P)]
+        assert sum(counts) == h["symbol_count"]
+        pairs += [(c, gt) for c in counts]
+    else:
+        counts = [n] * P
+    out = [-1] * (n * P)
+    for b in range(n):
+        pos = [p for p in range(P) if counts[p] > b]
+        syms = coder.decode(d, b, len(pos))
+        for p, s in zip(pos, syms):
+            out[b * P + p] = s
+        pairs += coder.pairs(b, syms)
+    assert payload[:T + X] + spec_encode(pairs) == payload  # canonical (5.5)
+    return out
+
+
+def spec_prior_id(freqs) -> bytes:
+    """Section 6: the first 8 bytes of SHA-256(b"<u4" + u32le(T) + u32le(K) + entries as u32le, row-major)."""
+    blob = b"<u4" + struct.pack("<II", len(freqs), len(freqs[0]))
+    blob += b"".join(struct.pack("<I", int(v)) for row in freqs for v in row)
+    return hashlib.sha256(blob).digest()[:8]
+
+
+def spec_write_v3(hdr, indices, freqs) -> bytes:
+    """An independent v3 writer (sections 1, 5.6, 5.7, 6) with the reference's writer choices for the count
+    table and the escape table. ``hdr`` supplies the image/model fields (like ``pack``'s header),
+    ``indices`` is a nested (n_blocks, latent_h, latent_w) list with -1 for skipped blocks."""
+    n, lh, lw, k = hdr.n_blocks, hdr.latent_h, hdr.latent_w, hdr.K_bits
+    P, K0 = lh * lw, len(freqs[0])
+    E = k - (K0.bit_length() - 1)
+    assert K0 == 1 << (k - E) and E >= 1
+    flat = [[indices[b][y][x] for y in range(lh) for x in range(lw)] for b in range(n)]
+    counts = [sum(flat[b][p] >= 0 for b in range(n)) for p in range(P)]
+    prefix = any(c < n for c in counts)
+    h = dict(layout="prefix" if prefix else "dense", n_blocks=n, ext_bits=E)
+    T, X = spec_table_bytes(h)
+    head, pairs = b"", []
+    if prefix:  # 5.6 writer rule: g[v] = max(1, rint(65535 * hist[v] / max(hist)))
+        hist = [counts.count(v) for v in range(n + 1)]
+        g = [max(1, round(Fraction(65535 * x, max(hist)))) for x in hist]
+        head += b"".join(struct.pack("<H", v) for v in g).ljust(T, b"\0")
+        gt = Table(spec_weights(g))
+        pairs += [(c, gt) for c in counts]
+    coded = [[s for s in flat[b] if s >= 0] for b in range(n)]
+    # 5.7 writer rule: z = clip(rint(65536 * share below K0), 1, 65535), 32768 for a block with no coded index
+    z = [min(65535, max(1, round(Fraction(65536 * sum(s < K0 for s in c), len(c))))) if c else 32768 for c in coded]
+    head += b"".join(struct.pack("<H", v) for v in z).ljust(X, b"\0")
+    coder = SpecEscape(spec_tables(dict(prior="model", n_blocks=n), freqs), z, k, E)
+    for b in range(n):
+        pairs += coder.pairs(b, coded[b])
+    payload = head + spec_encode(pairs)
+    body = b"\x89GQC" + bytes([3, k, hdr.m, hdr.stride, {"L": 1, "RGB": 3}[hdr.color], 1, 1, hdr.quality])
+    body += struct.pack("<H", n) + bytes([int(prefix), E]) + hdr.model_id.encode().ljust(16, b"\0")
+    body += bytes(hdr.model_hash) + struct.pack("<QIIIIQII", hdr.codebook_seed, hdr.width, hdr.height, lh, lw,
+                                                 sum(counts), len(payload), zlib.crc32(payload))
+    body += spec_prior_id(freqs) + bytes(4)
+    return body + struct.pack("<I", zlib.crc32(body)) + payload
+
+
 def spec_decode(data: bytes, freqs=None):
     h = spec_header(data)
     payload = data[HEADER_SIZE:]
     if h["coding"] == "raw":
         return h, spec_raw_decode(payload, h)
+    if h["version"] == 3:
+        return h, spec_escape_decode(payload, h, freqs)
     weights = spec_tables(h, freqs)
     if h["layout"] == "prefix":
         return h, spec_prefix_decode(payload, h, weights)
@@ -220,6 +342,146 @@ def test_independent_decoder_agrees(coding, k, prior_kind):
     if coding == "range":  # the independent encoder reproduces the payload byte for byte
         weights = spec_tables(h, None if prior is None else prior.freqs)
         assert spec_range_encode(idx.reshape(-1).tolist(), h, weights) == data[HEADER_SIZE:]
+
+
+def _wide_indices(rng, K_bits, E, n, lh, lw, mix, prior):
+    """Indices over K = 2**K_bits for a prior of K0 = 2**(K_bits - E) entries: narrow ones drawn from the prior,
+    wide ones uniform over [K0, K). ``mix``: "free" (no escapes), "heavy" (90 % escapes), "all" (only escapes),
+    "blocks" (block 0 escape-free, block 1 all escapes, the rest half and half)."""
+    K0, K = 1 << (K_bits - E), 1 << K_bits
+    idx = sample_from_prior(rng, prior, n, lh, lw)
+    share = {"free": [0.0] * n, "heavy": [0.9] * n, "all": [1.0] * n, "blocks": [0.0, 1.0] + [0.5] * n}[mix][:n]
+    for b in range(n):
+        esc = rng.random((lh, lw)) < share[b]
+        idx[b][esc] = rng.integers(K0, K, size=int(esc.sum()))
+    flat = idx.reshape(-1)
+    if mix in ("heavy", "all") and flat.size >= 2:  # the extremes of the wide range
+        flat[0], flat[-1] = K - 1, K0
+    if mix == "blocks" and lh * lw >= 2:
+        idx[0].reshape(-1)[:2] = (0, K0 - 1)
+    return idx
+
+
+V3_CASES = [  # K_bits, ext_bits, (n, lh, lw), layout, mix, tables
+    (2, 1, (2, 3, 4), "dense", "blocks", 1),
+    (3, 2, (1, 2, 3), "dense", "heavy", 1),
+    (6, 2, (3, 4, 5), "dense", "blocks", "multi"),
+    (8, 1, (2, 3, 5), "dense", "free", 1),
+    (8, 5, (3, 3, 3), "dense", "all", "multi"),
+    (10, 3, (4, 3, 4), "prefix", "blocks", "multi"),
+    (9, 7, (3, 4, 4), "prefix", "heavy", 1),
+    (12, 4, (2, 2, 3), "prefix", "free", "multi"),
+    (16, 2, (2, 2, 2), "prefix", "all", 1),
+    (7, 3, (3, 3, 4), "prefix-empty-block", "blocks", "multi"),
+    (8, 2, (2, 2, 3), "prefix-nothing-coded", "heavy", 1),
+]
+
+
+@pytest.mark.parametrize("K_bits,E,shape,layout,mix,T", V3_CASES)
+def test_independent_decoder_agrees_v3(K_bits, E, shape, layout, mix, T):
+    """Version 3 (escape coding, section 5.7): the independent reader decodes the reference's files and the
+    independent writer reproduces them byte for byte, dense and prefix layout."""
+    rng = np.random.default_rng(K_bits * 131 + E * 7 + len(layout))
+    n, lh, lw = shape
+    K0 = 1 << (K_bits - E)
+    prior = skewed_prior(rng, K0, n + 1 if T == "multi" else 1, tau=max(1.0, K0 / 8))
+    idx = _wide_indices(rng, K_bits, E, n, lh, lw, mix, prior)
+    if layout.startswith("prefix"):
+        idx = skip_tail(rng, idx)
+        idx[:, 0, 0] = -1  # one position codes nothing
+        if layout == "prefix-empty-block":  # the last block codes no index anywhere
+            idx[-1] = -1
+            idx[:-1, -1, -1] = np.arange(n - 1)
+        elif layout == "prefix-nothing-coded":
+            idx[:] = -1
+        else:
+            idx[:, -1, -1] = K0 + np.arange(n) if mix != "free" else np.arange(n)  # and one codes every block
+    header = make_header(K_bits, n, lh, lw, "range", stride=16, color="L", quality=9)
+    data = pack(header, idx, prior=prior)
+    h, syms = spec_decode(data, prior.freqs)
+    assert syms == idx.reshape(-1).tolist()
+    assert (h["version"], h["ext_bits"], h["layout"]) == (3, E, "prefix" if layout.startswith("prefix") else "dense")
+    ref, out = bitstream.unpack(data, prior=prior)
+    assert out.reshape(-1).tolist() == syms
+    for key, v in h.items():
+        assert getattr(ref, key) == v, key
+    assert h["prior_id"] == spec_prior_id(prior.freqs)
+    # the independent writer: header and payload byte for byte
+    assert spec_write_v3(header, idx.tolist(), prior.freqs.tolist()) == data
+    coded = idx >= 0
+    z = [struct.unpack_from("<H", data, HEADER_SIZE + spec_table_bytes(h)[0] + 2 * b)[0] for b in range(n)]
+    for b in range(n):  # the escape table says what the blocks hold (clipped to 1..65535, 32768 for none)
+        below = idx[b][coded[b]] < K0
+        assert z[b] == (32768 if below.size == 0 else 65535 if below.all() else 1 if not below.any()
+                        else round(65536 * below.mean()))
+    if mix == "free":
+        assert idx.max() < K0 and all(v == 65535 for v in z)
+    if layout == "prefix-empty-block":
+        assert z[-1] == 32768
+    if layout == "prefix-nothing-coded":
+        assert h["symbol_count"] == 0 and z == [32768] * n
+
+
+def test_escape_code_lengths_as_specified():
+    """The code length bullet of 5.7, from the spec's tables, equals the reference's wide_code_lengths."""
+    rng = np.random.default_rng(17)
+    for K_bits, E, T, z in ((4, 1, 1, [1, 65535]), (6, 2, 3, [32768, 7, 60000]), (10, 7, 1, [12345])):
+        prior = skewed_prior(rng, 1 << (K_bits - E), T, tau=3.0)
+        n = len(z)
+        coder = SpecEscape(spec_tables(dict(prior="model", n_blocks=n), prior.freqs), z, K_bits, E)
+        ref = bitstream.wide_code_lengths(prior, K_bits, np.array(z, dtype=np.uint16), n)
+        for b in range(n):
+            mine = [coder.code_length(b, s) for s in range(1 << K_bits)]
+            assert np.allclose(mine, ref[b], rtol=0, atol=1e-9)
+        assert bitstream.escape_table(np.array([[[0, 1 << (K_bits - E)]]]), 1 << (K_bits - E)).tolist() == [32768]
+
+
+def _v3_files():
+    rng = np.random.default_rng(33)
+    out = {}
+    for layout in ("dense", "prefix"):
+        prior = skewed_prior(rng, 16, 3, tau=2.0)
+        idx = _wide_indices(rng, 7, 3, 3, 3, 4, "blocks", prior)
+        if layout == "prefix":
+            idx = skip_tail(rng, idx)
+        out[layout] = (pack(make_header(7, 3, 3, 4, "range"), idx, prior=prior), prior)
+    return out
+
+
+def _both(data, prior):
+    """(reference outcome, independent outcome): the decoded list, or "rejected"."""
+    try:
+        ref = bitstream.unpack(data, prior=prior)[1].reshape(-1).tolist()
+    except bitstream.FormatError:
+        ref = "rejected"
+    try:
+        mine = spec_decode(data, prior.freqs)[1]
+    except Exception:  # the independent reader rejects with assertions, lookups, ...
+        mine = "rejected"
+    return ref, mine
+
+
+def test_independent_reader_accepts_and_rejects_like_the_reference_v3():
+    """CRC-consistent payload garbage in v3 files (escape table, count table, words): the two readers agree on
+    every file, the ones they reject and the ones they decode (to the same indices)."""
+    rng = np.random.default_rng(4242)
+    seen = {"rejected": 0, "decoded": 0}
+    for layout, (data, prior) in _v3_files().items():
+        T, X = spec_table_bytes(spec_header(data))
+        for t in range(120):
+            b = bytearray(data)
+            where = t % 3  # 0: the tables, 1: the words, 2: one escape entry set to an arbitrary value
+            if where == 0:
+                b[HEADER_SIZE + int(rng.integers(0, T + X))] = int(rng.integers(0, 256))
+            elif where == 1:
+                b[HEADER_SIZE + T + X + int(rng.integers(0, len(data) - HEADER_SIZE - T - X))] = int(rng.integers(0, 256))
+            else:
+                e = HEADER_SIZE + T + 2 * int(rng.integers(0, 3))
+                b[e:e + 2] = struct.pack("<H", int(rng.choice([0, 1, 2, 32768, 65534, 65535])))
+            ref, mine = _both(fix_crcs(bytes(b)), prior)
+            assert ref == mine, (layout, t)
+            seen["rejected" if ref == "rejected" else "decoded"] += 1
+    assert seen["rejected"] > 50 and seen["decoded"] > 5, seen
 
 
 def test_prior_sha256_as_specified():
@@ -291,7 +553,9 @@ GOLDEN = {
     "range-uniform": "df050294daf1e1af8db49f20526d8aed55dd2f3de210d7044b0c0f0606afd230",
     "range-model": "8ac95b37f154322327ef185017ea84920ba82f5779b49ed72ce068dd918f0430",
     "range-prefix": "bb5a045189d88f585788b351c26c7f204b590757946ae995656215182252a061",  # version 2
+    "range-wide": "01fa666236a58c60615b6962ae688fe164776bae5b0fbd6f25af80db727df527",  # version 3: prefix layout, 2 escape bits
 }
+GOLDEN_VERSION = {"raw": 1, "range-uniform": 1, "range-model": 1, "range-prefix": 2, "range-wide": 3}
 
 
 def _golden_prior():
@@ -313,6 +577,10 @@ def _golden_files():
         "range-model": pack(h.replace(coding="range"), skew, prior=prior),
         "range-prefix": pack(h.replace(coding="range"), np.where(np.arange(2)[:, None, None] < counts_map, skew, -1),
                              prior=prior),
+        # K = 2**8 over the 2**6-entry prior tables: indices 0..255, about a quarter below 64
+        "range-wide": pack(h.replace(coding="range", K_bits=8), np.where(np.arange(2)[:, None, None] < counts_map,
+                                                                         ((i * 37 + 11) % 256).reshape(2, 3, 5), -1),
+                           prior=prior),
     }
 
 
@@ -320,5 +588,9 @@ def _golden_files():
 def test_golden_files_are_frozen(name):
     data = _golden_files()[name]
     h, syms = spec_decode(data, _golden_prior().freqs)  # and the independent reader reads them
-    assert h["version"] == (2 if name == "range-prefix" else 1)
+    assert h["version"] == GOLDEN_VERSION[name] and h["ext_bits"] == (2 if name == "range-wide" else 0)
     assert hashlib.sha256(data).hexdigest() == GOLDEN[name], (name, hashlib.sha256(data).hexdigest())
+    if name == "range-wide":  # the independent writer produces the frozen v3 file too
+        hdr, idx = bitstream.unpack(data, prior=_golden_prior())
+        assert spec_write_v3(hdr, idx.tolist(), _golden_prior().freqs.tolist()) == data
+        assert syms == idx.reshape(-1).tolist() and 0 < (idx[idx >= 0] < 64).mean() < 1
