@@ -33,6 +33,29 @@ def test_registry_entry_is_complete():
         assert 0 < e.get("escape_share", {}).get(q, 0.5) < 1
 
 
+def test_registry_kodak_numbers_match_the_published_results():
+    """Every quality of every shipped model has one measured Kodak point, rate and PSNR rise with quality, and
+    the numbers are those of the results JSON in docs/results/kodak (so a changed setting cannot keep stale
+    numbers in `gqcodec models` without the published results changing too)."""
+    import json
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "docs" / "results" / "kodak"
+    for name, e in zoo.read_registry()["models"].items():
+        points = {p["quality"]: p for p in e["kodak"]}
+        assert sorted(points) == sorted(int(q) for q in e["ladder"]), name
+        qs = sorted(points)
+        assert all(points[a]["bpp"] < points[b]["bpp"] and points[a]["psnr-rgb"] < points[b]["psnr-rgb"]
+                   for a, b in zip(qs, qs[1:])), name
+        published = results / f"gqcodec-{name}.json"
+        if not published.exists():
+            continue
+        res = json.loads(published.read_text())["results"]
+        for i, q in enumerate(res["quality"]):
+            for key in ("bpp", "psnr-rgb", "ms-ssim-rgb"):
+                assert points[int(q)][key] == pytest.approx(res[key][i], abs=1e-5), (name, q, key)
+
+
 def test_default_model_round_trip_quality_grows_with_rate():
     img = smooth_image()
     codec = gqcodec.load()
