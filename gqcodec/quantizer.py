@@ -69,8 +69,21 @@ class GaussianQuantizer(nn.Module):
         return codebook_hash(self.seed, self.codebook_size, self.dim)
 
     def chunk_rows(self, memory_budget: int | None = None) -> int:
+        """Rows whose full (rows, K) float32 score matrix fits in the budget (the pre-tiling search's rule,
+        kept for tools/bench.py's reference implementation)."""
         budget = self.memory_budget if memory_budget is None else int(memory_budget)
         return max(1, budget // (4 * self.codebook_size))
+
+    def search_bytes_per_row(self, device: torch.device | str = "cpu") -> int:
+        """Temporary bytes the search holds per row of a row block on ``device``: the float32 score tile,
+        the float32 sub-block maxima and their candidate mask, and the float64 re-score of one sub-block."""
+        _, kc, sub = self._tile_shape(torch.device(device), 1)
+        return 4 * kc + 5 * (self.codebook_size // sub) + 8 * sub * self.dim
+
+    def search_rows(self, memory_budget: int | None = None, device: torch.device | str = "cpu") -> int:
+        """Rows per search block such that the block's temporaries fit in the memory budget."""
+        budget = self.memory_budget if memory_budget is None else int(memory_budget)
+        return max(1, budget // self.search_bytes_per_row(device))
 
     def queries(self, mu: torch.Tensor, logvar: torch.Tensor, beta: float | None = None) -> torch.Tensor:
         beta = self.beta if beta is None else float(beta)
@@ -100,7 +113,7 @@ class GaussianQuantizer(nn.Module):
         only the maximum of each sub-block of consecutive codewords; all
         sub-blocks whose float32 maximum is within a proven rounding bound of
         the row's best are then re-scored in float64 (almost always one).
-        ``memory_budget`` caps the rows per block at ``budget // (4 K)``.
+        ``memory_budget`` bounds the temporaries of a row block (``search_rows``), not K.
         """
         if mu.shape != logvar.shape or mu.dim() != 2 or mu.shape[1] != self.dim:
             raise ValueError(f"expected mu, logvar of shape (N, {self.dim}), got {tuple(mu.shape)}, {tuple(logvar.shape)}")
@@ -133,7 +146,7 @@ class GaussianQuantizer(nn.Module):
             kmax = torch.cat([kmax, bias32.abs().amax()[None]])
             extra = 1
         cb = self.codebook.to(dev)
-        R, kc, sub = self._tile_shape(dev, self.chunk_rows(budget))
+        R, kc, sub = self._tile_shape(dev, self.search_rows(budget, dev))
         R = min(R, mu.shape[0])
         nsub, step = K // sub, kc // sub
         tiles = [keys[j:j + kc] for j in range(0, K, kc)]  # views, no copies

@@ -106,7 +106,7 @@ def test_memory_bounded_for_large_problem():
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert idx.shape == (N,)
     assert after - before < 256 << 20 < full
-    assert q.chunk_rows() * K * 4 <= budget
+    assert q.search_rows() * q.search_bytes_per_row() <= budget < (q.search_rows() + 1) * q.search_bytes_per_row()
 
 
 def test_kl_bits_formula():
@@ -168,3 +168,18 @@ def test_tdc_groups_and_quantile_balance_heterogeneous_groups():
     shared, _ = run(1)
     spread_shared = (shared.mean(0).max() - shared.mean(0).min()).item()
     assert spread_shared > (means.max() - means.min()).item()
+
+
+def test_wide_codebooks_keep_full_row_blocks():
+    """The row block is bounded by the search's real temporaries, not by a (rows, K) matrix it never holds: a
+    2**18 codebook (qualities 8-10) still searches full tiles of rows under the default budget, and a smaller
+    budget only changes the tiling, never the result."""
+    from gqcodec.quantizer import TILE_ROWS
+
+    q = GaussianQuantizer(16, 2**18, seed=0)
+    assert q.search_rows() >= TILE_ROWS > q.chunk_rows()
+    g = torch.Generator().manual_seed(3)
+    mu, logvar = torch.randn(300, 16, generator=g), -3 * torch.rand(300, 16, generator=g)
+    bias = 2 * torch.randn(2**18, generator=g, dtype=torch.float64)
+    full = q.quantize(mu, logvar, bias=bias)
+    assert torch.equal(full, q.quantize(mu, logvar, bias=bias, memory_budget=7 * q.search_bytes_per_row()))
