@@ -21,5 +21,5 @@ for step in ${RDOQ_STEPS:-2:600 2.5:1400}; do
 done
 python tools/tune_rdoq.py --model "$name" --gammas 0,0.5,1,1.5,2,2.5,3,3.5,4 --write
 python tools/tune_adaptive.py --model "$name" --images 32 --write
-python tools/tune_wide.py --model "$name" --write "${WIDE:-8=18,1.5,300 9=18,1,150 10=18,0.5,74.4}"
+python tools/tune_wide.py --model "$name" --write "${WIDE:-8=18,1.5,300 9=18,1,150 10=20,0.5,74.4}"
 bash tools/eval_release.sh "$name"
