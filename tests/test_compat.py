@@ -52,10 +52,18 @@ FILES = [
      "aj/n57Gw4xprQ9Qk0P7wbY/oMP/DGSYL+06UZ4NYONn0Y71FklRITyGJh8rINpsociRxk4srV2BxSHWwxrOWWwE3++Brg8cdPhzYvYtx"
      "4vKZ4z+QqN/nBV328DARdwiv/AVpjI07yUktcEGHm1PKK5V+oJ/rN23Rvdl+5cJwdVWX4plt9Q0wrkoD+Xh4WKBPfqTC0uT8vZ5g5E2L"
      "suWXFmuO8sY="),
+    ("gq-n128-c320-r2", 3, 28.77,  # quality 10 since 2026-12: a 2^20 codebook, 4 escape bits
+     "iUdRQwMUEBADAQEKFAABBGdxLW4xMjgtYzMyMC1yMgDk1BEuGdgdygAAAAAAAAAAQAAAADAAAAADAAAABAAAAJEAAAAAAAAAnAEAALx9"
+     "YmOBfEMma+uJHgAAAABUEFXMAQABAAEAAQABAFVVAQBVVaqqVVUBAKqqVVUBAFVVAQABAAEAAQABAP//AACragBAqyoAQKtqXXTRRWZm"
+     "ACC3bUmSZmYBAAEAAQBVVQEAAQABAAEASS2lJacs8HHYjQ8JlPzziFUKUFxpC8CrrIiztDuKRovC1G4x+Rug8nOQ0+3uxIYXCrUwpY6o"
+     "Ppvk3LojQt016gsMVyJtCNpH7z1whV7FA/mNfy1jDPQ4/x8Y2ZChH6OFKfNauVIofx+UaVu5AFBXHkIXIjQkqcM0tLE6L2q04N/VJszz"
+     "NVzP04tlL9pb9uH1knPNGS4uvkvD3LRc3hqUCodak9+sw3ppRqbJAyUzZwEUxMTORTweKdGmf7NIHyVZF3ovZsWvNCU7fwZ4i63Jmcs+"
+     "cQzC7ezH/lGJ/mT9cNqbopMFvEoabHlbw2p5BEEaLLCdD14/fN3eh3k5Q7lKUXvsHZPqZ6mZ5VdG++1jzdOo2KGvghZ5hlm7dCw3i9Gt"
+     "8uRIFphV9bKFNWBAlKfn2PyylfCaQ6sttLIIHLGQeemyUSxKAEwSqQ=="),
 ]
 
 
-@pytest.mark.parametrize("model,version,psnr,b64", FILES, ids=[f"{m}-v{v}" for m, v, _, _ in FILES])
+@pytest.mark.parametrize("model,version,psnr,b64", FILES, ids=[f"{m}-v{v}-{i}" for i, (m, v, _, _) in enumerate(FILES)])
 def test_files_of_earlier_releases_still_decode(model, version, psnr, b64):
     data = base64.b64decode(b64)
     h = bitstream.read_header(data)
