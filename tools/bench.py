@@ -247,10 +247,9 @@ def analytic_bytes(impl, K, m, rows, ref_chunk, qz) -> int:
         return 3 * min(rows, ref_chunk) * K * m * 4  # (c-mu)^2/var, log_post, log_post - log_prior
     if impl == "v0":
         return min(rows, qz.chunk_rows()) * K * 4
-    r, kc, sub = qz._tile_shape(torch.device("cpu"), qz.search_rows())
-    r = min(r, rows)
+    r, _, _ = qz._tile_shape(torch.device("cpu"), qz.search_rows())
     # score tile + sub-block maxima + candidate mask + float64 re-score of ~one sub-block per row
-    return r * kc * 4 + (K // sub) * r * 5 + r * sub * m * 8
+    return min(r, rows) * qz.search_bytes_per_row()
 
 
 def fmt_bytes(b) -> str:
