@@ -220,6 +220,10 @@ def models(as_json):
 @click.option("--batch", default=8, show_default=True, type=int)
 @click.option("--crop", default=128, show_default=True, type=int)
 @click.option("--lr", default=2e-4, show_default=True, type=float)
+@click.option("--lr-end", default=0.0, show_default=True, type=float,
+              help="> 0: cosine decay of the learning rate to this value over this run (its steps or --time-limit)")
+@click.option("--time-limit", default=0.0, show_default=True, type=float,
+              help="> 0: stop after this many seconds (a checkpoint is written; run again to resume)")
 @click.option("--lmbda", default=0.01, show_default=True, type=float, help="distortion weight (on 255^2 MSE)")
 @click.option("--tdc-max", default=1e5, show_default=True, type=float, help="cap of the TDC above-band multiplier")
 @click.option("--tdc-quantile", default=0.99, show_default=True, type=float, help="KL quantile the TDC multipliers adapt on (1.0: max/min as in the reference)")
@@ -231,11 +235,11 @@ def models(as_json):
               help="vae: TDC training; decoder: freeze the encoder and fine-tune the decoder on GQ codewords")
 @click.option("--model-config", default="{}", help='JSON GQConfig fields, e.g. \'{"C": 320, "m": 16, "K_bits": 16}\'; with --init, a larger C grows the model (new blocks appended)')
 @click.option("--log-every", default=50, type=int, show_default=True)
-@click.option("--val-every", default=500, type=int, show_default=True)
+@click.option("--val-every", default=500, type=int, show_default=True, help="0: no validation")
 @click.option("--ckpt-every", default=200, type=int, show_default=True)
 @click.option("--max-images", default=0, type=int, help="use only the first N images (0: all)")
 @click.option("--no-progress", is_flag=True, help="print JSON log lines instead of a progress bar")
-def train(run_dir, data, steps, batch, crop, lr, lmbda, tdc_max, tdc_quantile, nested, threads, device, init, phase, model_config,
+def train(run_dir, data, steps, batch, crop, lr, lr_end, time_limit, lmbda, tdc_max, tdc_quantile, nested, threads, device, init, phase, model_config,
           log_every, val_every, ckpt_every, max_images, no_progress):
     """Train (or resume) a GQ-VAE with TDC.
 
@@ -250,7 +254,7 @@ def train(run_dir, data, steps, batch, crop, lr, lmbda, tdc_max, tdc_quantile, n
     except json.JSONDecodeError as e:
         raise UserError(f"--model-config is not JSON: {e}") from None
     cfg = TrainConfig(data=data or str(DEFAULT_DATA), run_dir=run_dir, steps=steps, batch=batch, crop=crop,
-                      lr=lr, lmbda=lmbda, tdc_max=tdc_max, tdc_quantile=tdc_quantile, nested=nested, threads=threads, device=device, init=init, phase=phase,
+                      lr=lr, lr_end=lr_end, time_limit=time_limit, lmbda=lmbda, tdc_max=tdc_max, tdc_quantile=tdc_quantile, nested=nested, threads=threads, device=device, init=init, phase=phase,
                       model=mcfg, log_every=log_every, val_every=val_every,
                       ckpt_every=ckpt_every, max_images=max_images)
     last = run_train(cfg, progress=not no_progress)

@@ -41,6 +41,8 @@ class TrainConfig:
     batch: int = 8
     crop: int = 128
     lr: float = 2e-4
+    lr_end: float = 0.0               # > 0: cosine decay from lr to lr_end over this invocation (steps or time_limit)
+    time_limit: float = 0.0           # > 0: stop after this many seconds of this invocation (checkpoint written)
     lmbda: float = 0.01
     tol: float = 0.5                  # TDC band half-width in bits
     tdc_rate: float = 1.01
@@ -104,6 +106,15 @@ def atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def lr_at(cfg: TrainConfig, progress: float) -> float:
+    """The learning rate at ``progress`` in [0, 1] of this invocation: ``lr``, or with ``lr_end`` > 0 a
+    cosine decay from ``lr`` to ``lr_end``."""
+    if cfg.lr_end <= 0:
+        return cfg.lr
+    p = min(1.0, max(0.0, progress))
+    return cfg.lr_end + 0.5 * (cfg.lr - cfg.lr_end) * (1.0 + math.cos(math.pi * p))
 
 
 def pick_device(name: str) -> torch.device:
@@ -220,6 +231,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick the fastest convolutions
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     ckpt_path = run / "ckpt.pt"
@@ -291,8 +304,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     last = {}
     acc = {"loss": 0.0, "mse": 0.0, "n": 0}
     kls = []
-    t0 = time.time()
+    t0 = t_start = time.time()
+    stop_reason = None
     for step in range(start + 1, cfg.steps + 1):
+        progress = (step - 1 - start) / max(1, cfg.steps - start)
+        if cfg.time_limit > 0:
+            progress = max(progress, (time.time() - t_start) / cfg.time_limit)
+        lr = lr_at(cfg, progress)
+        for g in opt.param_groups:
+            g["lr"] = lr
         x = random_batch(train_imgs, cfg.batch, cfg.crop, gen).to(device)
         keep = None
         if cfg.nested > 0:
@@ -321,13 +341,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         kls.append(kl.detach().cpu())
         if bar:
             bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if cfg.time_limit > 0 and time.time() - t_start >= cfg.time_limit:
+            stop_reason = "time_limit"
+        if step % cfg.log_every == 0 or step == cfg.steps or stop_reason:
             klall = torch.cat([k.transpose(0, 1).reshape(k.shape[1], -1) for k in kls], 1)  # (groups, n)
             rec = {"step": step, "loss": acc["loss"] / acc["n"],
                    "psnr_sample": 10 * math.log10(1 / max(acc["mse"] / acc["n"], 1e-12)),
                    **tdc.stats(klall.t()), **kl_quantiles(klall),
-                   "s_per_step": (time.time() - t0) / acc["n"], "crop": cfg.crop, "lr": cfg.lr}
-            if val_imgs and (step % cfg.val_every == 0 or step == cfg.steps):
+                   "s_per_step": (time.time() - t0) / acc["n"], "crop": cfg.crop, "lr": lr}
+            if stop_reason:
+                rec["stopped"] = stop_reason
+            if val_imgs and cfg.val_every > 0 and (step % cfg.val_every == 0 or step == cfg.steps or stop_reason):
                 rec.update({f"val_{k}": v for k, v in validate(model, val_imgs, device).items()})
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -339,8 +363,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             acc = {"loss": 0.0, "mse": 0.0, "n": 0}
             kls = []
             t0 = time.time()
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        if step % cfg.ckpt_every == 0 or step == cfg.steps or stop_reason:
             save_checkpoint(ckpt_path, model, opt, tdc, step, cfg, gen, phase=cfg.phase)
+        if stop_reason:
+            break
     if bar:
         bar.close()
     return last

@@ -140,11 +140,16 @@ def entry(name: str | None = None) -> dict:
     return e
 
 
+def weights_path(name: str | None = None) -> Path:
+    """The installed weights file of a model (the default model when ``name`` is None)."""
+    return WEIGHTS_DIR / entry(name)["weights"]
+
+
 def load_model(name: str | None = None, device: str = "cpu") -> GQVAE:
     e = entry(name)
     key = ("model", e["name"], str(device))
     if key not in _cache:
-        model = load_weights(WEIGHTS_DIR / e["weights"], device=device)
+        model = load_weights(weights_path(e["name"]), device=device)
         if "beta" in e:
             model.quantizer.beta = float(e["beta"])
         _cache[key] = model

@@ -162,3 +162,40 @@ def test_training_grows_a_warm_started_model(tmp_path):
     bad = TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "h"), "model": {**TINY, "C": 64, "m": 32}})
     with pytest.raises(ValueError, match="only a larger C"):
         train(bad, progress=False)
+
+
+def test_lr_schedule_is_constant_or_cosine():
+    from gqcodec.train import lr_at
+
+    flat = TrainConfig(lr=1e-3)
+    assert lr_at(flat, 0.0) == lr_at(flat, 0.7) == 1e-3
+    cos = TrainConfig(lr=1e-3, lr_end=1e-5)
+    vals = [lr_at(cos, p / 10) for p in range(11)]
+    assert vals[0] == pytest.approx(1e-3) and vals[-1] == pytest.approx(1e-5)
+    assert vals[5] == pytest.approx((1e-3 + 1e-5) / 2)
+    assert all(a > b for a, b in zip(vals, vals[1:]))
+    assert lr_at(cos, 3.0) == pytest.approx(1e-5) and lr_at(cos, -1.0) == pytest.approx(1e-3)
+
+
+def test_time_limit_stops_with_a_checkpoint_and_the_run_resumes(tmp_path):
+    data = tmp_path / "data"
+    _write_images(data)
+    run = tmp_path / "run"
+    cfg = TrainConfig(data=str(data), run_dir=str(run), steps=10_000, batch=2, crop=32, lr=1e-3, lr_end=1e-5,
+                      time_limit=1e-9, holdout=1, log_every=1000, val_every=0, ckpt_every=1000, threads=1,
+                      device="cpu", model=TINY)
+    last = train(cfg, progress=False)
+    assert last["stopped"] == "time_limit" and last["step"] == 1
+    assert "val_psnr_mean" not in last  # --val-every 0 turns validation off
+    assert last["lr"] == pytest.approx(1e-5)  # the time budget was spent before step 1: end of the schedule
+    assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 1
+    cfg.time_limit, cfg.steps = 0.0, 4
+    last = train(cfg, progress=False)
+    assert last["step"] == 4 and "stopped" not in last
+    assert last["lr"] == pytest.approx(lr_cos_at(2 / 3))  # steps 2..4 of this run: the last at progress 2/3
+
+
+def lr_cos_at(p, lr=1e-3, end=1e-5):
+    import math
+
+    return end + 0.5 * (lr - end) * (1 + math.cos(math.pi * p))
