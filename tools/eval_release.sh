@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the published numbers of a shipped model (no retraining, no re-export):
 #   tools/eval_release.sh [NAME]
+#   QUALITIES=8,9,10 tools/eval_release.sh NAME   (re-evaluate only these qualities and merge them
+#                                                  into the published results: tools/merge_results.py)
 # Kodak evaluation from real .gqc files (gqcodec eval) -> docs/results/kodak/, the registry's
 # Kodak numbers, the RD plot and the BD-rate table (docs/results/kodak/bd.md).
 set -euo pipefail
@@ -9,7 +11,15 @@ name=${1:-gq-n128-c320}
 out=docs/results/kodak
 anchors=../shared/anchors
 mkdir -p "$out"
-gqcodec eval --model "$name" --out "$out/gqcodec-$name.json" --csv "$out/gqcodec-$name.csv" --threads "${THREADS:-2}" --force
+if [ -n "${QUALITIES:-}" ]; then
+  [ -f "$out/gqcodec-$name.json" ] || { echo "error: QUALITIES needs published results to merge into: $out/gqcodec-$name.json"; exit 2; }
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  gqcodec eval --model "$name" --qualities "$QUALITIES" --out "$tmp/new.json" --csv "$tmp/new.csv" --threads "${THREADS:-2}" --force
+  python tools/merge_results.py "$out/gqcodec-$name.json" "$tmp/new.json" --csv "$out/gqcodec-$name.csv" "$tmp/new.csv"
+else
+  gqcodec eval --model "$name" --out "$out/gqcodec-$name.json" --csv "$out/gqcodec-$name.csv" --threads "${THREADS:-2}" --force
+fi
 python tools/update_registry.py "$name" "$out/gqcodec-$name.json"
 gqcodec plot "$out/gqcodec-$name.json" --out "$out/rd.png" --force
 {
