@@ -223,7 +223,7 @@ def models(as_json):
 @click.option("--lr-end", default=0.0, show_default=True, type=float,
               help="> 0: cosine decay of the learning rate to this value over this run (its steps or --time-limit)")
 @click.option("--time-limit", default=0.0, show_default=True, type=float,
-              help="> 0: stop after this many seconds (a checkpoint is written; run again to resume)")
+              help="> 0: the run's training seconds over all its resumes; it stops with a checkpoint when they are spent")
 @click.option("--lmbda", default=0.01, show_default=True, type=float, help="distortion weight (on 255^2 MSE)")
 @click.option("--tdc-max", default=1e5, show_default=True, type=float, help="cap of the TDC above-band multiplier")
 @click.option("--tdc-quantile", default=0.99, show_default=True, type=float, help="KL quantile the TDC multipliers adapt on (1.0: max/min as in the reference)")

@@ -41,8 +41,8 @@ class TrainConfig:
     batch: int = 8
     crop: int = 128
     lr: float = 2e-4
-    lr_end: float = 0.0               # > 0: cosine decay from lr to lr_end over this invocation (steps or time_limit)
-    time_limit: float = 0.0           # > 0: stop after this many seconds of this invocation (checkpoint written)
+    lr_end: float = 0.0               # > 0: cosine decay from lr to lr_end over the run (its steps or time_limit)
+    time_limit: float = 0.0           # > 0: the run's training seconds, over all resumes (stops with a checkpoint)
     lmbda: float = 0.01
     tol: float = 0.5                  # TDC band half-width in bits
     tdc_rate: float = 1.01
@@ -109,7 +109,7 @@ def atomic_save(obj, path: Path) -> None:
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:
-    """The learning rate at ``progress`` in [0, 1] of this invocation: ``lr``, or with ``lr_end`` > 0 a
+    """The learning rate at ``progress`` in [0, 1] of the run: ``lr``, or with ``lr_end`` > 0 a
     cosine decay from ``lr`` to ``lr_end``."""
     if cfg.lr_end <= 0:
         return cfg.lr
@@ -217,12 +217,14 @@ def kl_quantiles(kl: torch.Tensor) -> dict:
     return {"kl_p05": flat.quantile(0.05).item(), "kl_p95": flat.quantile(0.95).item()}
 
 
-def save_checkpoint(path, model, opt, tdc, step, cfg: TrainConfig, gen: random.Random, extra=None, phase="vae"):
+def save_checkpoint(path, model, opt, tdc, step, cfg: TrainConfig, gen: random.Random, extra=None, phase="vae",
+                    schedule=None):
     atomic_save({
         "phase": phase,
         "model": model.state_dict(), "optimizer": opt.state_dict(), "tdc": tdc.state_dict(),
         "step": step, "model_config": model.config.to_dict(), "train_config": dataclasses.asdict(cfg),
         "py_rng": gen.getstate(), "torch_rng": torch.get_rng_state(), "extra": extra or {},
+        "schedule": schedule or {},
     }, path)
 
 
@@ -283,8 +285,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         for g in opt.param_groups:
             g["lr"] = cfg.lr
         start = int(ckpt["step"])
+        # where the run's learning-rate schedule began and its training seconds so far (checkpoints
+        # written before the schedule existed: from step 0, no time spent)
+        sched = {"first_step": 0, "seconds": 0.0, **ckpt.get("schedule", {})}
         gen.setstate(ckpt["py_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
+    else:
+        sched = {"first_step": 0, "seconds": 0.0}
     del ckpt
 
     files = list_images(cfg.data)
@@ -305,12 +312,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     acc = {"loss": 0.0, "mse": 0.0, "n": 0}
     kls = []
     t0 = t_start = time.time()
+    spent = float(sched["seconds"])  # training seconds of earlier invocations of this run
+    first = int(sched["first_step"])
     stop_reason = None
+    if cfg.time_limit > 0 and spent >= cfg.time_limit:
+        print(f"the run's time limit ({cfg.time_limit:g} s) is spent ({spent:.0f} s): nothing to do", flush=True)
+        return {"step": start, "stopped": "time_limit"}
     for step in range(start + 1, cfg.steps + 1):
-        progress = (step - 1 - start) / max(1, cfg.steps - start)
+        seconds = spent + time.time() - t_start
+        frac = (step - 1 - first) / max(1, cfg.steps - first)
         if cfg.time_limit > 0:
-            progress = max(progress, (time.time() - t_start) / cfg.time_limit)
-        lr = lr_at(cfg, progress)
+            frac = max(frac, seconds / cfg.time_limit)
+        lr = lr_at(cfg, frac)
         for g in opt.param_groups:
             g["lr"] = lr
         x = random_batch(train_imgs, cfg.batch, cfg.crop, gen).to(device)
@@ -341,7 +354,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         kls.append(kl.detach().cpu())
         if bar:
             bar.update(1)
-        if cfg.time_limit > 0 and time.time() - t_start >= cfg.time_limit:
+        if cfg.time_limit > 0 and spent + time.time() - t_start >= cfg.time_limit:
             stop_reason = "time_limit"
         if step % cfg.log_every == 0 or step == cfg.steps or stop_reason:
             klall = torch.cat([k.transpose(0, 1).reshape(k.shape[1], -1) for k in kls], 1)  # (groups, n)
@@ -364,7 +377,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             kls = []
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps or stop_reason:
-            save_checkpoint(ckpt_path, model, opt, tdc, step, cfg, gen, phase=cfg.phase)
+            save_checkpoint(ckpt_path, model, opt, tdc, step, cfg, gen, phase=cfg.phase,
+                            schedule={"first_step": first, "seconds": spent + time.time() - t_start})
         if stop_reason:
             break
     if bar:

@@ -188,11 +188,15 @@ def test_time_limit_stops_with_a_checkpoint_and_the_run_resumes(tmp_path):
     assert last["stopped"] == "time_limit" and last["step"] == 1
     assert "val_psnr_mean" not in last  # --val-every 0 turns validation off
     assert last["lr"] == pytest.approx(1e-5)  # the time budget was spent before step 1: end of the schedule
-    assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 1
+    ck = torch.load(run / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 1 and ck["schedule"]["first_step"] == 0 and ck["schedule"]["seconds"] > 0
+    # the limit is the run's, over all resumes: a spent run does not train again
+    assert train(cfg, progress=False) == {"step": 1, "stopped": "time_limit"}
+    # without a limit it continues, and the cosine follows the run's steps (from its first step, 0)
     cfg.time_limit, cfg.steps = 0.0, 4
     last = train(cfg, progress=False)
     assert last["step"] == 4 and "stopped" not in last
-    assert last["lr"] == pytest.approx(lr_cos_at(2 / 3))  # steps 2..4 of this run: the last at progress 2/3
+    assert last["lr"] == pytest.approx(lr_cos_at(3 / 4))  # step 4 of a 4-step run
 
 
 def lr_cos_at(p, lr=1e-3, end=1e-5):
