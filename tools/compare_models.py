@@ -64,7 +64,7 @@ def main(argv=None) -> None:
                              "compare models of the same shape")
         rows.append((label, psnr_row(model, images, ladder)))
     base = float(np.mean(rows[0][1]))
-    print(f"GQ PSNR (dB) on the last {len(images)} training-pack images, n blocks everywhere, plain search")
+    print(f"GQ PSNR (dB) on the last {len(images)} images of {a.data}, n blocks everywhere, plain search")
     print(f"{'model':<28}" + "".join(f"{'n=' + str(n):>8}" for n in ladder) + f"{'mean':>8}{'Δ mean':>8}")
     for label, ps in rows:
         m = float(np.mean(ps))

@@ -8,7 +8,7 @@
 # (resuming $RUN/ckpt.pt if an earlier call on the same warm machine left one, else warm-starting from
 # INIT), and returns the log and the full checkpoint split into 15 MiB parts ($OUT/ckpt.part-NN; the
 # tool returns files of at most 16 MiB). Back here: cat ckpt.part-* > ckpt.pt.
-# Settings (environment): LIMIT_S (the run's training seconds over all calls, default 480), BATCH (32), CROP (256), LR (6e-5), LR_END (5e-6),
+# Settings (environment): LIMIT_S (the run's training seconds over all calls, default 480), BATCH (32), CROP (192), LR (6e-5), LR_END (5e-6),
 # STEPS (a cap, default 1000000), INIT (the default model's weights), PACK (.trainpack), DEVICE (cuda),
 # RUN (.devrun/run), PYTHON (python3).
 set -u -o pipefail
@@ -16,7 +16,7 @@ set -u -o pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
-LIMIT_S=${LIMIT_S:-480}; BATCH=${BATCH:-32}; CROP=${CROP:-256}; LR=${LR:-6e-5}; LR_END=${LR_END:-5e-6}
+LIMIT_S=${LIMIT_S:-480}; BATCH=${BATCH:-32}; CROP=${CROP:-192}; LR=${LR:-6e-5}; LR_END=${LR_END:-5e-6}
 STEPS=${STEPS:-1000000}; PACK=${PACK:-.trainpack}; DEVICE=${DEVICE:-cuda}; RUN=${RUN:-.devrun/run}
 INIT=${INIT:-$($PY -c 'from gqcodec import zoo; print(zoo.weights_path(zoo.default_name()))')} || exit 1
 
