@@ -281,9 +281,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
     if ckpt:
-        opt.load_state_dict(ckpt["optimizer"])
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr
+        opt.load_state_dict(ckpt["optimizer"])  # the loop sets the learning rate of every step
         start = int(ckpt["step"])
         # where the run's learning-rate schedule began and its training seconds so far (checkpoints
         # written before the schedule existed: from step 0, no time spent)
@@ -314,15 +312,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     t0 = t_start = time.time()
     spent = float(sched["seconds"])  # training seconds of earlier invocations of this run
     first = int(sched["first_step"])
+
+    def run_seconds() -> float:
+        return spent + time.time() - t_start
+
     stop_reason = None
     if cfg.time_limit > 0 and spent >= cfg.time_limit:
         print(f"the run's time limit ({cfg.time_limit:g} s) is spent ({spent:.0f} s): nothing to do", flush=True)
         return {"step": start, "stopped": "time_limit"}
     for step in range(start + 1, cfg.steps + 1):
-        seconds = spent + time.time() - t_start
         frac = (step - 1 - first) / max(1, cfg.steps - first)
         if cfg.time_limit > 0:
-            frac = max(frac, seconds / cfg.time_limit)
+            frac = max(frac, run_seconds() / cfg.time_limit)
         lr = lr_at(cfg, frac)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -354,7 +355,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         kls.append(kl.detach().cpu())
         if bar:
             bar.update(1)
-        if cfg.time_limit > 0 and spent + time.time() - t_start >= cfg.time_limit:
+        if cfg.time_limit > 0 and run_seconds() >= cfg.time_limit:
             stop_reason = "time_limit"
         if step % cfg.log_every == 0 or step == cfg.steps or stop_reason:
             klall = torch.cat([k.transpose(0, 1).reshape(k.shape[1], -1) for k in kls], 1)  # (groups, n)
@@ -378,7 +379,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps or stop_reason:
             save_checkpoint(ckpt_path, model, opt, tdc, step, cfg, gen, phase=cfg.phase,
-                            schedule={"first_step": first, "seconds": spent + time.time() - t_start})
+                            schedule={"first_step": first, "seconds": run_seconds()})
         if stop_reason:
             break
     if bar:

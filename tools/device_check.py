@@ -12,6 +12,7 @@ comparison is skipped and ``device_available`` is false.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -22,7 +23,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gqcodec import zoo  # noqa: E402
-from gqcodec.quantizer import GaussianQuantizer  # noqa: E402
 from gqcodec.train import list_images, load_pack  # noqa: E402
 
 
@@ -32,19 +32,19 @@ def sync(device: torch.device) -> None:
 
 
 def search_check(device: torch.device, model, image: torch.Tensor | None, rows: int, seed: int = 0) -> dict:
-    """Indices of the device search against the CPU search on the same inputs."""
+    """Indices of the model's search on the device against the same search on the CPU, on the same inputs."""
     g = torch.Generator().manual_seed(seed)
-    q = GaussianQuantizer(16, 1 << 16, seed=0)
-    mu = torch.randn(rows, 16, generator=g) * 0.6
-    lv = torch.randn(rows, 16, generator=g) * 0.5 - 1.5
-    bias = torch.log(torch.rand(1 << 16, generator=g, dtype=torch.float64) + 1e-3) * 2.5
+    q = model.quantizer  # on the CPU
+    mu = torch.randn(rows, q.dim, generator=g) * 0.6
+    lv = torch.randn(rows, q.dim, generator=g) * 0.5 - 1.5
+    bias = torch.log(torch.rand(q.codebook_size, generator=g, dtype=torch.float64) + 1e-3) * 2.5
     cases = {"random": (mu, lv, None), "random_rdoq": (mu, lv, bias)}
     if image is not None:
         with torch.inference_mode():
             pm, plv = model.posterior(image[None].float().div(255))
         B = model.config.blocks
         cases["posterior"] = (model.to_rows(pm, B), model.to_rows(plv, B), None)
-    qd = GaussianQuantizer(16, 1 << 16, seed=0).to(device)
+    qd = copy.deepcopy(q).to(device)
     out = {}
     for name, (m, v, b) in cases.items():
         ref = q.quantize(m, v, bias=b)

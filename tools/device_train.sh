@@ -18,7 +18,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 LIMIT_S=${LIMIT_S:-480}; BATCH=${BATCH:-32}; CROP=${CROP:-192}; LR=${LR:-6e-5}; LR_END=${LR_END:-5e-6}
 STEPS=${STEPS:-1000000}; PACK=${PACK:-.trainpack}; DEVICE=${DEVICE:-cuda}; RUN=${RUN:-.devrun/run}
-INIT=${INIT:-$($PY -c 'from gqcodec import zoo; print(zoo.weights_path(zoo.default_name()))')} || exit 1
+INIT=${INIT:-$($PY -c 'from gqcodec import zoo; print(zoo.weights_path())')} || exit 1
 
 if [ -d .whl ]; then  # wheels of packages the device image lacks (device README)
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1

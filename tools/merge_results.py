@@ -26,22 +26,19 @@ from gqcodec.fileutil import write_atomic  # noqa: E402
 
 
 def rows_by_quality(results: dict) -> dict[int, dict]:
+    """Per quality, its value of every results list (``rd.load`` has checked they are lists of one length)."""
     if "quality" not in results:
         raise SystemExit("error: results have no 'quality' list (written by gqcodec eval?)")
-    keys = [k for k, v in results.items() if isinstance(v, list)]
-    for k in keys:
-        if len(results[k]) != len(results["quality"]):
-            raise SystemExit(f"error: results list '{k}' has {len(results[k])} entries for {len(results['quality'])} qualities")
-    return {int(q): {k: results[k][i] for k in keys} for i, q in enumerate(results["quality"])}
+    return {int(q): {k: v[i] for k, v in results.items()} for i, q in enumerate(results["quality"])}
 
 
 def merge_json(base: dict, new: dict, when: str) -> dict:
-    old, add = rows_by_quality(base["results"]), rows_by_quality(new["results"])
-    if set(old) and set(add) and set(next(iter(old.values()))) != set(next(iter(add.values()))):
+    keys = list(base["results"])
+    if set(keys) != set(new["results"]):
         raise SystemExit("error: the two results files measure different quantities")
-    rows = {**old, **add}
+    add = rows_by_quality(new["results"])
+    rows = {**rows_by_quality(base["results"]), **add}
     qs = sorted(rows)
-    keys = list(next(iter(rows.values())))
     out = dict(base)
     out["results"] = {k: [rows[q][k] for q in qs] for k in keys}
     names = ", ".join(f"q{q}" for q in sorted(add))
@@ -51,12 +48,11 @@ def merge_json(base: dict, new: dict, when: str) -> dict:
 
 
 def merge_csv(base_text: str, new_text: str, qualities: set[int]) -> str:
-    base = list(csv.DictReader(io.StringIO(base_text)))
-    new = list(csv.DictReader(io.StringIO(new_text)))
-    fields = csv.DictReader(io.StringIO(base_text)).fieldnames or csv.DictReader(io.StringIO(new_text)).fieldnames
-    if new and set(new[0]) != set(fields):
+    base, new = csv.DictReader(io.StringIO(base_text)), csv.DictReader(io.StringIO(new_text))
+    fields = base.fieldnames or new.fieldnames
+    if new.fieldnames and set(new.fieldnames) != set(fields):
         raise SystemExit("error: the two CSV files have different columns")
-    rows = [r for r in base if int(r["quality"]) not in qualities] + new
+    rows = [r for r in base if int(r["quality"]) not in qualities] + list(new)
     rows.sort(key=lambda r: (r["image"], int(r["quality"])))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
