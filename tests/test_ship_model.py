@@ -26,6 +26,12 @@ def test_grown_model_record_adds_the_parent_budget():
     out = ship.with_parent({"steps": 4000, "crops_seen": 32000, "wall_hours": 1.2}, parent, "gq-a")
     assert out["warm_start"] == {"from": "gq-a", "steps": 13500, "crops_seen": 108000, "wall_hours": 2.13, "hardware": "cpu"}
     assert out["total"] == {"steps": 17500, "crops_seen": 140000, "wall_hours": 3.33}
+    # a warm start of a warm start: the total runs back to the first run
+    parent2 = {"training": {"steps": 6800, "crops_seen": 54400, "wall_hours": 3.57,
+                            "total": {"steps": 20300, "crops_seen": 162400, "wall_hours": 5.7}}}
+    out = ship.with_parent({"steps": 9751, "crops_seen": 78008, "wall_hours": 1.65}, parent2, "gq-b")
+    assert out["warm_start"]["steps"] == 6800
+    assert out["total"] == {"steps": 30051, "crops_seen": 240408, "wall_hours": 7.35}
     text = ship.describe(GQConfig(C=512), "gq-a")
     assert "32 nested blocks" in text and "grown from gq-a" in text
     text = ship.describe(GQConfig(C=320), "gq-a", GQConfig(C=320).to_dict())

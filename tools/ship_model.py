@@ -56,7 +56,9 @@ def with_parent(summary: dict, parent: dict, name: str) -> dict:
     """Training summary of a warm-started run plus the budget its parent had already spent."""
     p = parent.get("training", {})
     summary["warm_start"] = {"from": name, **{k: p[k] for k in ("steps", "crops_seen", "wall_hours", "hardware") if k in p}}
-    total = {k: summary.get(k, 0) + p.get(k, 0) for k in ("steps", "crops_seen", "wall_hours")}
+    # the parent may itself be a warm start: its "total" already includes its own parents
+    before = p.get("total", p)
+    total = {k: summary.get(k, 0) + before.get(k, 0) for k in ("steps", "crops_seen", "wall_hours")}
     total["wall_hours"] = round(total["wall_hours"], 2)
     summary["total"] = total
     return summary
