@@ -15,11 +15,13 @@ cd "$(dirname "$0")/.."
 ckpt=${1:?usage: tools/release.sh CKPT NAME [PARENT]}
 name=${2:?usage: tools/release.sh CKPT NAME [PARENT]}
 parent=${3:-}
-python tools/ship_model.py --ckpt "$ckpt" --name "$name" --default ${parent:+--parent "$parent"}
-for step in ${RDOQ_STEPS:-2:600 2.5:1400}; do
-  python tools/rdoq_prior.py --model "$name" --gamma "${step%%:*}" --images "${step##*:}"
+# run one step and say how long it took (session 17's release: 2 + 4.5 + 10.5 + 6.5 + 2 + 7 + 45 min)
+step() { local t0=$SECONDS; "$@"; echo "release.sh: $(( (SECONDS - t0) / 60 )) min $(( (SECONDS - t0) % 60 )) s: $*" >&2; }
+step python tools/ship_model.py --ckpt "$ckpt" --name "$name" --default ${parent:+--parent "$parent"}
+for rd in ${RDOQ_STEPS:-2:600 2.5:1400}; do
+  step python tools/rdoq_prior.py --model "$name" --gamma "${rd%%:*}" --images "${rd##*:}"
 done
-python tools/tune_rdoq.py --model "$name" --gammas 0,0.5,1,1.5,2,2.5,3,3.5,4 --write
-python tools/tune_adaptive.py --model "$name" --images 32 --write
-python tools/tune_wide.py --model "$name" --write "${WIDE:-8=18,1.5,300 9=18,1,150 10=20,0.5,74.4}"
-bash tools/eval_release.sh "$name"
+step python tools/tune_rdoq.py --model "$name" --gammas 0,0.5,1,1.5,2,2.5,3,3.5,4 --write
+step python tools/tune_adaptive.py --model "$name" --images 32 --write
+step python tools/tune_wide.py --model "$name" --write "${WIDE:-8=18,1.5,300 9=18,1,150 10=20,0.5,74.4}"
+step bash tools/eval_release.sh "$name"
