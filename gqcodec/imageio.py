@@ -9,6 +9,12 @@
 * 16-bit and 32-bit gray (``I;16*``, ``I``, ``F``): scaled to 8 bits
   (``I;16``: value / 257, rounded; ``I`` and ``F``: clipped to 0..255) and coded as L.
 * EXIF orientation is applied before coding (the decoded image is upright and has no EXIF).
+* Colour profiles: an RGB, RGBA or CMYK image with an embedded ICC profile that is not sRGB
+  (Adobe RGB, Display P3, a printer's CMYK, ...) is converted to sRGB with Pillow's ImageCms
+  (LittleCMS, perceptual intent) before coding, because the models were trained on sRGB and
+  decoded images are untagged, which viewers take as sRGB. Without the conversion, a wide-gamut
+  photo would decode with dull, shifted colours. Images without a profile, with an sRGB profile
+  (its description names sRGB), gray images and unreadable profiles are coded as they are.
 """
 from __future__ import annotations
 
@@ -75,9 +81,35 @@ def _is_gray_palette(im: Image.Image) -> bool:
     return len(pal) > 0 and bool(np.all(pal[used, 0] == pal[used, 1]) and np.all(pal[used, 1] == pal[used, 2]))
 
 
+_SRGB = None
+
+
+def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    """``im`` converted from its embedded ICC profile to sRGB (module docstring), else ``im``."""
+    global _SRGB
+    if not icc or im.mode not in ("RGB", "RGBA", "CMYK"):
+        return im
+    try:
+        from PIL import ImageCms
+    except ImportError:  # Pillow built without LittleCMS
+        return im
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in (ImageCms.getProfileDescription(src) or "").lower().replace(" ", ""):
+            return im
+        if _SRGB is None:
+            _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+        out_mode = "RGBA" if im.mode == "RGBA" else "RGB"
+        return ImageCms.profileToProfile(im, src, _SRGB, renderingIntent=ImageCms.Intent.PERCEPTUAL,
+                                         outputMode=out_mode)
+    except (OSError, ValueError, TypeError, ImageCms.PyCMSError):
+        return im  # a profile LittleCMS cannot use: coded as untagged, i.e. as sRGB
+
+
 def normalize(im: Image.Image) -> tuple[np.ndarray, str]:
     """``(array, color)``: HxWx3 uint8 RGB for color ``"RGB"``, or HxW uint8 for ``"L"``."""
-    im = ImageOps.exif_transpose(im)
+    icc = im.info.get("icc_profile")
+    im = _to_srgb(ImageOps.exif_transpose(im), icc)
     mode = im.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
         gray = mode in ("LA", "La")
