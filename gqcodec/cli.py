@@ -21,6 +21,7 @@ EXAMPLES = """
 Examples:
   gqcodec compress photo.png photo.gqc            # default quality, range coded
   gqcodec compress -q 2 photo.jpg small.gqc --force
+  gqcodec compress photo.jpg small.gqc --max-bytes 20000   # best quality that fits
   gqcodec decompress photo.gqc photo_out.png      # output format from the extension
   gqcodec info photo.gqc                           # header fields, bpp, model
   gqcodec models                                   # the quality ladder
@@ -115,18 +116,27 @@ def main():
               help="adaptive: each latent position keeps only the blocks that pay for their bits (format v2; "
                    "default with range coding when the model is tuned for it); dense: every position codes all "
                    "n(q) blocks (format v1)")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None,
+              help="instead of -q: the best quality whose file is at most this many bytes")
+@click.option("--max-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="instead of -q: the best quality whose file is at most this many bits per pixel")
 @click.option("--model", default=None, help="model name (default: the shipped default)")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")
 @click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
-def compress(src, dst, quality, mode, rdoq, adaptive, model, device, force):
+def compress(src, dst, quality, mode, rdoq, adaptive, max_bytes, max_bpp, model, device, force):
     """Compress image SRC (png, jpg, webp, ...; - for stdin) to DST (.gqc; - for stdout)."""
     from .codec import load
     from .imageio import open_image
 
     check_output(dst, force)
+    if max_bytes is not None and max_bpp is not None:
+        raise UserError("give --max-bytes or --max-bpp, not both")
+    if quality is not None and (max_bytes is not None or max_bpp is not None):
+        raise UserError("give -q/--quality or a size limit (--max-bytes / --max-bpp), not both")
     image = open_image(read_input(src)) if src == "-" else open_image(src)
     codec = load(model, device=device)
-    data = codec.compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive)
+    data = codec.compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive,
+                          max_bytes=max_bytes, max_bpp=max_bpp)
     write_atomic(dst, data, force)
     if dst != "-":
         h = bitstream.read_header(data)

@@ -259,8 +259,12 @@ class Codec:
 
     # -- bytes -----------------------------------------------------------------
     def compress(self, image, quality: int | None = None, mode: str = "range", rdoq: float | None = None,
-                 adaptive: bool | None = None) -> bytes:
+                 adaptive: bool | None = None, max_bytes: int | None = None,
+                 max_bpp: float | None = None) -> bytes:
         """Encode a path, PIL image or uint8 array to .gqc bytes.
+
+        ``max_bytes`` / ``max_bpp`` (instead of ``quality``): the best quality whose file fits
+        (``compress_to_size``).
 
         ``rdoq``: strength of rate-distortion optimised quantization (range mode only;
         None: the model's tuned strength for this quality, 0: plain GQ search). Decoding is
@@ -269,6 +273,10 @@ class Codec:
         that pay for their bits (range mode only; None: on when the model has a tuned
         strength for this quality; the file is then format v2).
         """
+        if max_bytes is not None or max_bpp is not None:
+            if quality is not None:
+                raise CodecError("give a quality or a size limit (max_bytes / max_bpp), not both")
+            return self.compress_to_size(image, max_bytes, max_bpp, mode=mode, rdoq=rdoq, adaptive=adaptive)
         if mode not in MODES:
             raise CodecError(f"mode must be one of {MODES}, got {mode!r}")
         n = self.n_blocks(quality)
@@ -305,6 +313,44 @@ class Codec:
                         m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
                         width=w, height=h, color=color, coding=mode, prior="uniform", quality=q)
         return bitstream.pack(header, indices, prior=self.prior if mode == "range" else None)
+
+    def compress_to_size(self, image, max_bytes: int | None = None, max_bpp: float | None = None,
+                         mode: str = "range", rdoq: float | None = None, adaptive: bool | None = None) -> bytes:
+        """The highest-quality file of ``image`` that is at most ``max_bytes`` long, or at most
+        ``max_bpp`` bits per pixel (the whole file, header included); give one of the two.
+
+        File size grows with quality, so the qualities are bisected: about log2(#qualities) + 1
+        encodes, each costing what ``compress`` at that quality costs. Only a file that was
+        encoded and measured to fit is returned; CodecError when even the lowest quality does not
+        fit.
+        """
+        if (max_bytes is None) == (max_bpp is None):
+            raise CodecError("give exactly one of max_bytes and max_bpp")
+        arr, _ = normalize(open_image(image))
+        h, w = arr.shape[:2]
+        if max_bpp is not None:
+            if not (np.isfinite(max_bpp) and max_bpp > 0):
+                raise CodecError(f"max_bpp must be a positive number, got {max_bpp}")
+            limit, what = int(max_bpp * h * w // 8), f"{max_bpp:g} bpp ({int(max_bpp * h * w // 8)} bytes)"
+        else:
+            if int(max_bytes) != max_bytes or max_bytes < 1:
+                raise CodecError(f"max_bytes must be a positive integer, got {max_bytes}")
+            limit, what = int(max_bytes), f"{int(max_bytes)} bytes"
+        qs = self.qualities
+        lo, hi, best, smallest = 0, len(qs) - 1, None, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            data = self.compress(arr, quality=qs[mid], mode=mode, rdoq=rdoq, adaptive=adaptive)
+            if len(data) <= limit:
+                best, lo = data, mid + 1
+            else:
+                hi = mid - 1
+                if mid == 0:
+                    smallest = len(data)
+        if best is None:
+            raise CodecError(f"the image does not fit in {what}: quality {qs[0]}, the lowest, "
+                             f"needs {smallest} bytes")
+        return best
 
     def check_header(self, header: Header) -> None:
         cfg = self.model.config
@@ -353,9 +399,12 @@ def load(name: str | None = None, quality: int | None = None, device: str = "cpu
 
 
 def compress(image, quality: int | None = None, mode: str = "range", model: str | None = None,
-             rdoq: float | None = None, adaptive: bool | None = None) -> bytes:
-    """Encode ``image`` (path, PIL image, HxWx3/HxW uint8 array) to .gqc bytes."""
-    return load(model).compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive)
+             rdoq: float | None = None, adaptive: bool | None = None, max_bytes: int | None = None,
+             max_bpp: float | None = None) -> bytes:
+    """Encode ``image`` (path, PIL image, HxWx3/HxW uint8 array) to .gqc bytes; ``max_bytes`` or
+    ``max_bpp`` instead of ``quality``: the best quality whose file fits."""
+    return load(model).compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive,
+                                max_bytes=max_bytes, max_bpp=max_bpp)
 
 
 def info(data: bytes) -> Header:

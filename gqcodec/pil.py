@@ -63,7 +63,8 @@ def _save(im: Image.Image, fp, filename):
 
     info = im.encoderinfo
     data = codec.load(info.get("model")).compress(im, quality=info.get("quality"), mode=info.get("mode", "range"),
-                                                  rdoq=info.get("rdoq"), adaptive=info.get("adaptive"))
+                                                  rdoq=info.get("rdoq"), adaptive=info.get("adaptive"),
+                                                  max_bytes=info.get("max_bytes"), max_bpp=info.get("max_bpp"))
     fp.write(data)
 
 
