@@ -9,6 +9,7 @@ import numpy as np
 from . import bitpack, rangecoder
 from .header import (HEADER_SIZE, MAX_PAYLOAD, RANGE_SLACK_BITS, FormatError, Header, crc32, encode_header,
                      escape_table_bytes, map_table_bytes, read_header, validate, version_for)
+from .metadata import decode_metadata, encode_metadata
 from .prior import PRECISION, Prior, quantize
 
 SKIP = -1  # an index array entry for a block the prefix layout does not code (its latent is the prior mean)
@@ -142,7 +143,7 @@ def block_counts(indices: np.ndarray) -> np.ndarray:
     return counts
 
 
-def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
+def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | None = None) -> bytes:
     """Serialise ``indices`` (n_blocks, latent_h, latent_w) ints in [0, 2**K_bits) into .gqc bytes.
 
     ``header.coding`` picks raw or range coding.  Range coding uses ``prior``
@@ -151,14 +152,16 @@ def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
     (symbol_count, payload_length, CRCs, prior, prior_id, layout, version) are
     computed here.  Entries equal to SKIP (-1) mark blocks that are not coded:
     such a file uses the prefix layout (format version 2, range coding only),
-    any other file the dense layout (version 1).  ``header`` itself is not modified (``read_header`` of the result gives the
+    any other file the dense layout (version 1).  ``metadata`` ({"exif": bytes, "xmp": bytes}, optional)
+    is stored after the payload; a file with metadata is version 4.  ``header`` itself is not modified (``read_header`` of the result gives the
     completed header).  Caller errors raise ValueError.
     """
     if not isinstance(header, Header):
         raise ValueError(f"header must be a bitstream.Header, got {type(header).__name__}")
     if prior is not None and not isinstance(prior, Prior):
         raise ValueError(f"prior must be a bitstream.Prior or None, got {type(prior).__name__}")
-    h = dataclasses.replace(header, layout="dense", version=1, ext_bits=0)  # both derived from the indices below
+    h = dataclasses.replace(header, layout="dense", version=1, ext_bits=0, metadata_length=0)  # derived below
+    meta = encode_metadata(metadata)
     validate(h, ValueError, derived=False)
     idx = np.asarray(indices)
     if idx.dtype.kind not in "iu":
@@ -173,7 +176,8 @@ def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
                          + (" (skipped blocks, -1, need range coding)" if lo == SKIP else ""))
     h.layout = "prefix" if skips else "dense"
     h.ext_bits = ext_bits_for(h.K_bits, prior) if h.coding == "range" else 0
-    h.version = version_for(h.layout, h.ext_bits)
+    h.metadata_length = len(meta)
+    h.version = version_for(h.layout, h.ext_bits, h.metadata_length)
     counts = block_counts(idx) if h.layout == "prefix" else None
     h.prior_id = bytes(8)
     if h.coding == "raw":
@@ -201,7 +205,37 @@ def pack(header: Header, indices, prior: Prior | None = None) -> bytes:
     h.symbol_count = idx.size if counts is None else int(counts.sum())
     h.payload_length = len(payload)
     h.payload_crc = crc32(payload)
-    return encode_header(h) + payload
+    return encode_header(h) + payload + meta
+
+
+def _split(data) -> tuple[bytes, Header, bytes, bytes]:
+    """(data as bytes, header, payload, metadata block) with the lengths and both CRCs checked."""
+    if not isinstance(data, bytes):
+        try:
+            data = bytes(memoryview(data).cast("B"))
+        except TypeError:
+            raise FormatError(f"expected bytes, got {type(data).__name__}") from None
+    h = read_header(data)
+    avail = len(data) - HEADER_SIZE
+    need = h.payload_length + h.metadata_length
+    if avail < need:
+        raise FormatError(f"truncated payload: header says {h.payload_length} bytes"
+                          + (f" + {h.metadata_length} bytes of metadata" if h.metadata_length else "")
+                          + f", file has {avail}")
+    if avail > need:
+        raise FormatError(f"trailing bytes: {avail - need} bytes after the {h.payload_length}-byte payload"
+                          + (" and the metadata" if h.metadata_length else ""))
+    payload = data[HEADER_SIZE:HEADER_SIZE + h.payload_length]
+    if crc32(payload) != h.payload_crc:
+        raise FormatError(f"payload CRC mismatch (stored 0x{h.payload_crc:08x}, computed 0x{crc32(payload):08x}): "
+                          "the payload is corrupt")
+    return data, h, payload, data[HEADER_SIZE + h.payload_length:]
+
+
+def read_metadata(data) -> dict:
+    """The image metadata a .gqc file carries, ``{"exif": bytes, "xmp": bytes}`` (the kinds present;
+    empty for versions 1 to 3). Checks the header, the lengths and the CRCs, not the index payload."""
+    return decode_metadata(_split(data)[3])
 
 
 def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> tuple[Header, np.ndarray]:
@@ -213,21 +247,8 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
     optionally caps the size of the index array the caller is willing to decode.
     Every malformed input raises :class:`FormatError`.
     """
-    if not isinstance(data, bytes):
-        try:
-            data = bytes(memoryview(data).cast("B"))
-        except TypeError:
-            raise FormatError(f"expected bytes, got {type(data).__name__}") from None
-    h = read_header(data)
-    avail = len(data) - HEADER_SIZE
-    if avail < h.payload_length:
-        raise FormatError(f"truncated payload: header says {h.payload_length} bytes, file has {avail}")
-    if avail > h.payload_length:
-        raise FormatError(f"trailing bytes: {avail - h.payload_length} bytes after the {h.payload_length}-byte payload")
-    payload = data[HEADER_SIZE:]
-    if crc32(payload) != h.payload_crc:
-        raise FormatError(f"payload CRC mismatch (stored 0x{h.payload_crc:08x}, computed 0x{crc32(payload):08x}): "
-                          "the payload is corrupt")
+    data, h, payload, meta = _split(data)
+    decode_metadata(meta)  # a corrupt metadata block is a corrupt file
     size = h.n_blocks * h.positions
     if max_symbols is not None and size > max_symbols:
         raise FormatError(f"file has {size} symbols, more than the allowed {max_symbols}")

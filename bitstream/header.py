@@ -1,4 +1,4 @@
-"""The fixed 96-byte .gqc header (format versions 1, 2 and 3): layout, validation, (de)serialisation.
+"""The fixed 96-byte .gqc header (format versions 1 to 4): layout, validation, (de)serialisation.
 
 Everything here is pure Python (``struct``, ``zlib``); nothing imports numpy
 or torch, so reading a header is instant.  The byte layout is specified in
@@ -13,8 +13,8 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"\x89GQC"
-VERSION = 3                # the newest version: this package reads 1, 2 and 3
-VERSIONS = (1, 2, 3)
+VERSION = 4                # the newest version: this package reads 1 to 4
+VERSIONS = (1, 2, 3, 4)
 HEADER_SIZE = 96
 
 # little-endian, no padding; the header CRC (last 4 bytes) is not part of this struct
@@ -76,9 +76,12 @@ def escape_table_bytes(n_blocks: int) -> int:
     return 4 * _ceil_div(2 * n_blocks, 4)
 
 
-def version_for(layout: str, ext_bits: int = 0) -> int:
+def version_for(layout: str, ext_bits: int = 0, metadata_length: int = 0) -> int:
     """The version a writer uses: the lowest that holds the file. 1 for dense files (readable by every
-    reader), 2 for the prefix layout, 3 for indices wider than the prior's tables (``ext_bits`` > 0)."""
+    reader), 2 for the prefix layout, 3 for indices wider than the prior's tables (``ext_bits`` > 0),
+    4 for files that carry image metadata after the payload (``metadata_length`` > 0)."""
+    if metadata_length:
+        return 4
     if ext_bits:
         return 3
     return 1 if layout == "dense" else 2
@@ -116,6 +119,7 @@ class Header:
     layout: str = "dense"
     version: int = 1
     ext_bits: int = 0  # v3: index bits beyond the prior's tables (which have 2**(K_bits - ext_bits) entries)
+    metadata_length: int = 0  # v4: bytes of image metadata (EXIF, XMP) after the payload
 
     # -- derived ------------------------------------------------------------
     @property
@@ -135,8 +139,8 @@ class Header:
 
     @property
     def file_size(self) -> int:
-        """Size of the whole .gqc file in bytes (header + payload)."""
-        return HEADER_SIZE + self.payload_length
+        """Size of the whole .gqc file in bytes (header + payload + metadata)."""
+        return HEADER_SIZE + self.payload_length + self.metadata_length
 
     def bpp(self, total_file_bytes: int | None = None) -> float:
         """Bits per pixel of a file of ``total_file_bytes`` (default: :attr:`file_size`)."""
@@ -170,6 +174,7 @@ class Header:
             "header_bytes": HEADER_SIZE,
             "payload_length": self.payload_length,
             "payload_crc": f"0x{self.payload_crc:08x}",
+            "metadata_length": self.metadata_length,
             "header_crc": f"0x{self.header_crc:08x}",
         }
 
@@ -217,9 +222,13 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
     if h.version == 1 and h.layout != "dense":
         raise err(f"field layout out of range: version 1 files are dense, got {h.layout!r}")
     e = _int_field(h, "ext_bits", 0, MAX_K_BITS, err)
-    if (h.version == 3) != (e > 0):
+    if (h.version == 3 and e == 0) or (h.version < 3 and e > 0):
         raise err(f"field ext_bits out of range: {e} (version 3 files have ext_bits >= 1, "
                   "versions 1 and 2 have none)")
+    ml = _int_field(h, "metadata_length", 0, MAX_PAYLOAD, err)
+    if (h.version == 4) != (ml > 0):
+        raise err(f"field metadata_length out of range: {ml} (version 4 files carry metadata, "
+                  "versions 1 to 3 none)")
     check_model_id(h.model_id, err)
     if not isinstance(h.model_hash, (bytes, bytearray)) or len(h.model_hash) != 8:
         raise err("field model_hash out of range: must be 8 bytes")
@@ -293,7 +302,7 @@ def encode_header(h: Header) -> bytes:
                         PRIORS[h.prior], h.quality, h.n_blocks, bytes([LAYOUTS[h.layout], h.ext_bits]),
                         check_model_id(h.model_id).ljust(MODEL_ID_BYTES, b"\0"), bytes(h.model_hash),
                         h.codebook_seed, h.width, h.height, h.latent_h, h.latent_w, h.symbol_count,
-                        h.payload_length, h.payload_crc, bytes(h.prior_id), bytes(4))
+                        h.payload_length, h.payload_crc, bytes(h.prior_id), struct.pack("<I", h.metadata_length))
     return body + struct.pack("<I", crc32(body))
 
 
@@ -331,7 +340,7 @@ def read_header(data) -> Header:
         raise FormatError("reserved byte at offset 15 is not zero")
     if res1[0] not in _LAYOUT_NAMES:
         raise FormatError(f"field layout out of range: {res1[0]} (must be 0 = dense or 1 = prefix)")
-    if any(res2):
+    if version < 4 and any(res2):
         raise FormatError("reserved bytes at offset 88..91 are not zero")
     if color not in _COLOR_NAMES:
         raise FormatError(f"field color out of range: {color} (must be 1 = L or 3 = RGB)")
@@ -351,6 +360,7 @@ def read_header(data) -> Header:
                color=_COLOR_NAMES[color], coding=_CODING_NAMES[coding], prior=_PRIOR_NAMES[prior],
                quality=quality, symbol_count=symbol_count, payload_length=payload_length,
                payload_crc=payload_crc, prior_id=prior_id, header_crc=stored_crc,
-               layout=_LAYOUT_NAMES[res1[0]], version=version, ext_bits=res1[1] if version >= 3 else 0)
+               layout=_LAYOUT_NAMES[res1[0]], version=version, ext_bits=res1[1] if version >= 3 else 0,
+               metadata_length=struct.unpack("<I", res2)[0] if version >= 4 else 0)
     validate(h, FormatError)
     return h

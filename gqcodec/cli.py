@@ -120,10 +120,13 @@ def main():
               help="instead of -q: the best quality whose file is at most this many bytes")
 @click.option("--max-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="instead of -q: the best quality whose file is at most this many bits per pixel")
+@click.option("--strip-metadata", is_flag=True,
+              help="do not store the image's EXIF and XMP (camera, date, GPS position...); "
+                   "by default they are kept (format v4)")
 @click.option("--model", default=None, help="model name (default: the shipped default)")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")
 @click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
-def compress(src, dst, quality, mode, rdoq, adaptive, max_bytes, max_bpp, model, device, force):
+def compress(src, dst, quality, mode, rdoq, adaptive, max_bytes, max_bpp, strip_metadata, model, device, force):
     """Compress image SRC (png, jpg, webp, ...; - for stdin) to DST (.gqc; - for stdout)."""
     from .codec import load
     from .imageio import open_image
@@ -136,11 +139,12 @@ def compress(src, dst, quality, mode, rdoq, adaptive, max_bytes, max_bpp, model,
     image = open_image(read_input(src)) if src == "-" else open_image(src)
     codec = load(model, device=device)
     data = codec.compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive,
-                          max_bytes=max_bytes, max_bpp=max_bpp)
+                          max_bytes=max_bytes, max_bpp=max_bpp, keep_metadata=not strip_metadata)
     write_atomic(dst, data, force)
     if dst != "-":
         h = bitstream.read_header(data)
         layout = ", adaptive" if h.layout == "prefix" else ""
+        layout += f", {h.metadata_length} bytes of metadata" if h.metadata_length else ""
         click.echo(f"{src} -> {dst}: {h.width}x{h.height}, {len(data)} bytes, "
                    f"{len(data) * 8 / (h.width * h.height):.4f} bpp (model {h.model_id}, quality {h.quality}, "
                    f"{h.coding}{layout})", err=True)
@@ -155,6 +159,7 @@ def compress(src, dst, quality, mode, rdoq, adaptive, max_bytes, max_bpp, model,
 def decompress(src, dst, fmt, device, force):
     """Decompress SRC (.gqc; - for stdin) to image DST (format from its extension; - for stdout)."""
     from .codec import load
+    from .imageio import save_metadata_kwargs
     from . import zoo
 
     check_output(dst, force)
@@ -167,7 +172,7 @@ def decompress(src, dst, fmt, device, force):
     img = load(header.model_id, device=device).decompress(data)
     buf = io.BytesIO()
     try:
-        img.save(buf, format=fmt)
+        img.save(buf, format=fmt, **save_metadata_kwargs(img, fmt))
     except (KeyError, OSError, ValueError) as e:
         raise UserError(f"cannot write {img.mode} image as {fmt}: {e}") from None
     write_atomic(dst, buf.getvalue(), force)
@@ -183,6 +188,11 @@ def info(src, as_json):
     d = header.to_dict()
     d["file_bytes"] = len(data)
     d["bpp"] = len(data) * 8 / (header.width * header.height)
+    if header.metadata_length:
+        try:
+            d["metadata"] = {k: f"{len(v)} bytes" for k, v in bitstream.read_metadata(data).items()}
+        except bitstream.FormatError as e:
+            d["metadata"] = f"unreadable ({e})"
     if as_json:
         click.echo(json.dumps(d, indent=2))
         return

@@ -19,6 +19,7 @@ then stop paying for blocks that add nothing, or even hurt.
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from bitstream import FormatError, Header
 
 from . import zoo
 from .codebook import codebook_rows
-from .imageio import normalize, open_image
+from .imageio import open_image, prepare
 from .model import STRIDE, GQVAE, pad_to_stride
 
 TILE = 1024          # pixels per tile side (multiple of STRIDE)
@@ -41,6 +42,13 @@ MAX_EXT_BITS = 6     # decoders accept files whose codebook is up to 2**6 times 
 
 class CodecError(ValueError):
     """A request the codec cannot serve (unknown quality, wrong model, ...)."""
+
+
+class _Prepared(NamedTuple):
+    """An image already turned into the codec's array, colour and metadata (``imageio.prepare``)."""
+    arr: np.ndarray
+    color: str
+    meta: dict
 
 
 class Codec:
@@ -260,8 +268,11 @@ class Codec:
     # -- bytes -----------------------------------------------------------------
     def compress(self, image, quality: int | None = None, mode: str = "range", rdoq: float | None = None,
                  adaptive: bool | None = None, max_bytes: int | None = None,
-                 max_bpp: float | None = None) -> bytes:
+                 max_bpp: float | None = None, keep_metadata: bool = True) -> bytes:
         """Encode a path, PIL image or uint8 array to .gqc bytes.
+
+        ``keep_metadata``: store the image's EXIF and XMP (format v4; EXIF orientation is applied
+        to the pixels and dropped from the EXIF). False strips them (GPS position, camera serial...).
 
         ``max_bytes`` / ``max_bpp`` (instead of ``quality``): the best quality whose file fits
         (``compress_to_size``).
@@ -276,7 +287,8 @@ class Codec:
         if max_bytes is not None or max_bpp is not None:
             if quality is not None:
                 raise CodecError("give a quality or a size limit (max_bytes / max_bpp), not both")
-            return self.compress_to_size(image, max_bytes, max_bpp, mode=mode, rdoq=rdoq, adaptive=adaptive)
+            return self.compress_to_size(image, max_bytes, max_bpp, mode=mode, rdoq=rdoq, adaptive=adaptive,
+                                         keep_metadata=keep_metadata)
         if mode not in MODES:
             raise CodecError(f"mode must be one of {MODES}, got {mode!r}")
         n = self.n_blocks(quality)
@@ -295,7 +307,7 @@ class Codec:
             raise CodecError(f"model {self.name} has no tuned adaptive-rate strength for quality {q}")
         if adaptive is None:
             adaptive = mode == "range" and lam is not None and self.prior is not None
-        arr, color = normalize(open_image(image))
+        arr, color, meta = image if isinstance(image, _Prepared) else _Prepared(*prepare(open_image(image)))
         h, w = arr.shape[:2]
         if h < 1 or w < 1:
             raise CodecError("image is empty")
@@ -312,10 +324,12 @@ class Codec:
         header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=kb,
                         m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
                         width=w, height=h, color=color, coding=mode, prior="uniform", quality=q)
-        return bitstream.pack(header, indices, prior=self.prior if mode == "range" else None)
+        return bitstream.pack(header, indices, prior=self.prior if mode == "range" else None,
+                              metadata=meta if keep_metadata else None)
 
     def compress_to_size(self, image, max_bytes: int | None = None, max_bpp: float | None = None,
-                         mode: str = "range", rdoq: float | None = None, adaptive: bool | None = None) -> bytes:
+                         mode: str = "range", rdoq: float | None = None, adaptive: bool | None = None,
+                         keep_metadata: bool = True) -> bytes:
         """The highest-quality file of ``image`` that is at most ``max_bytes`` long, or at most
         ``max_bpp`` bits per pixel (the whole file, header included); give one of the two.
 
@@ -326,8 +340,8 @@ class Codec:
         """
         if (max_bytes is None) == (max_bpp is None):
             raise CodecError("give exactly one of max_bytes and max_bpp")
-        arr, _ = normalize(open_image(image))
-        h, w = arr.shape[:2]
+        src = _Prepared(*prepare(open_image(image)))
+        h, w = src.arr.shape[:2]
         if max_bpp is not None:
             if not (np.isfinite(max_bpp) and max_bpp > 0):
                 raise CodecError(f"max_bpp must be a positive number, got {max_bpp}")
@@ -340,7 +354,8 @@ class Codec:
         lo, hi, best, smallest = 0, len(qs) - 1, None, None
         while lo <= hi:
             mid = (lo + hi) // 2
-            data = self.compress(arr, quality=qs[mid], mode=mode, rdoq=rdoq, adaptive=adaptive)
+            data = self.compress(src, quality=qs[mid], mode=mode, rdoq=rdoq, adaptive=adaptive,
+                                 keep_metadata=keep_metadata)
             if len(data) <= limit:
                 best, lo = data, mid + 1
             else:
@@ -366,6 +381,8 @@ class Codec:
             raise CodecError(f"file has {header.n_blocks} blocks per position, model has {cfg.blocks}")
 
     def decompress(self, data: bytes) -> Image.Image:
+        """Decode .gqc bytes to a PIL image; a v4 file's EXIF and XMP are in ``image.info["exif"]`` /
+        ``image.info["xmp"]`` (pass them to ``save``: ``save_metadata_kwargs``)."""
         header = bitstream.read_header(data)
         self.check_header(header)
         header, indices = bitstream.unpack(data, prior=self.prior)
@@ -373,8 +390,11 @@ class Codec:
             rgb = self.decode_array(indices, header.height, header.width, header.K_bits)
         if header.color == "L":
             gray = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
-            return Image.fromarray(gray, "L")
-        return Image.fromarray(rgb, "RGB")
+            img = Image.fromarray(gray, "L")
+        else:
+            img = Image.fromarray(rgb, "RGB")
+        img.info.update(bitstream.read_metadata(data) if header.metadata_length else {})
+        return img
 
 
 _codecs: dict = {}
@@ -400,11 +420,12 @@ def load(name: str | None = None, quality: int | None = None, device: str = "cpu
 
 def compress(image, quality: int | None = None, mode: str = "range", model: str | None = None,
              rdoq: float | None = None, adaptive: bool | None = None, max_bytes: int | None = None,
-             max_bpp: float | None = None) -> bytes:
+             max_bpp: float | None = None, keep_metadata: bool = True) -> bytes:
     """Encode ``image`` (path, PIL image, HxWx3/HxW uint8 array) to .gqc bytes; ``max_bytes`` or
-    ``max_bpp`` instead of ``quality``: the best quality whose file fits."""
+    ``max_bpp`` instead of ``quality``: the best quality whose file fits; ``keep_metadata=False``
+    drops the image's EXIF and XMP."""
     return load(model).compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive,
-                                max_bytes=max_bytes, max_bpp=max_bpp)
+                                max_bytes=max_bytes, max_bpp=max_bpp, keep_metadata=keep_metadata)
 
 
 def info(data: bytes) -> Header:

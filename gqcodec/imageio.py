@@ -15,6 +15,9 @@
   decoded images are untagged, which viewers take as sRGB. Without the conversion, a wide-gamut
   photo would decode with dull, shifted colours. Images without a profile, with an sRGB profile
   (its description names sRGB), gray images and unreadable profiles are coded as they are.
+* Metadata (``prepare``): the EXIF (without its orientation tag, which has been applied) and XMP
+  packets are returned as ``{"exif": bytes, "xmp": bytes}`` for the file's metadata block
+  (format v4); the codec stores them unless asked to strip them.
 """
 from __future__ import annotations
 
@@ -106,10 +109,36 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
         return im  # a profile LittleCMS cannot use: coded as untagged, i.e. as sRGB
 
 
+def _metadata(im: Image.Image) -> dict:
+    """EXIF and XMP bytes of an already upright image (module docstring)."""
+    out = {}
+    exif = im.getexif()
+    exif.pop(0x0112, None)  # orientation: applied to the pixels
+    if len(exif):
+        out["exif"] = exif.tobytes()
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if xmp:
+        out["xmp"] = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
+    return out
+
+
+def prepare(im: Image.Image) -> tuple[np.ndarray, str, dict]:
+    """``normalize``'s ``(array, color)`` plus the image's metadata ``{"exif": bytes, "xmp": bytes}``."""
+    upright = ImageOps.exif_transpose(im)
+    try:
+        meta = _metadata(upright)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block is dropped, it never stops coding
+        meta = {}
+    return (*_normalize_upright(upright, im.info.get("icc_profile")), meta)
+
+
 def normalize(im: Image.Image) -> tuple[np.ndarray, str]:
     """``(array, color)``: HxWx3 uint8 RGB for color ``"RGB"``, or HxW uint8 for ``"L"``."""
-    icc = im.info.get("icc_profile")
-    im = _to_srgb(ImageOps.exif_transpose(im), icc)
+    return _normalize_upright(ImageOps.exif_transpose(im), im.info.get("icc_profile"))
+
+
+def _normalize_upright(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, str]:
+    im = _to_srgb(im, icc)
     mode = im.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
         gray = mode in ("LA", "La")
@@ -131,3 +160,24 @@ def normalize(im: Image.Image) -> tuple[np.ndarray, str]:
         return np.asarray(im.convert("RGB")), "RGB"
     except (ValueError, OSError) as e:
         raise ImageInputError(f"cannot convert image mode {mode} to RGB: {e}") from None
+
+
+def save_metadata_kwargs(img: Image.Image, fmt: str) -> dict:
+    """Keyword arguments for ``img.save(..., format=fmt)`` that write the EXIF and XMP a decoded
+    .gqc image carries in ``img.info``: EXIF for every format whose Pillow writer takes it (PNG,
+    JPEG, WebP, TIFF...), XMP for JPEG and WebP, and for PNG as the standard iTXt chunk."""
+    kw = {}
+    if img.info.get("exif"):
+        kw["exif"] = img.info["exif"]
+    xmp = img.info.get("xmp")
+    if xmp:
+        fmt = fmt.upper()
+        if fmt in ("JPEG", "WEBP"):
+            kw["xmp"] = xmp
+        elif fmt == "PNG":
+            from PIL import PngImagePlugin
+
+            info = PngImagePlugin.PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"), zip=True)
+            kw["pnginfo"] = info
+    return kw

@@ -36,6 +36,16 @@ class GqcImageFile(ImageFile.ImageFile):
         self._mode = header.color
         self._size = (header.width, header.height)
         self.info["gqc"] = header.to_dict()
+        if header.metadata_length:  # v4: EXIF / XMP after the payload
+            from bitstream.metadata import decode_metadata
+
+            start = self.fp.tell()
+            self.fp.seek(start + header.payload_length)
+            try:
+                self.info.update(decode_metadata(self.fp.read(header.metadata_length)))
+            except bitstream.FormatError as e:
+                raise SyntaxError(f"not a valid .gqc file: {e}") from None
+            self.fp.seek(start)
         self.tile = [ImageFile._Tile("gqc", (0, 0) + self.size, 0, None)]
 
     def load_seek(self, pos):  # pragma: no cover - Pillow API hook
@@ -64,7 +74,8 @@ def _save(im: Image.Image, fp, filename):
     info = im.encoderinfo
     data = codec.load(info.get("model")).compress(im, quality=info.get("quality"), mode=info.get("mode", "range"),
                                                   rdoq=info.get("rdoq"), adaptive=info.get("adaptive"),
-                                                  max_bytes=info.get("max_bytes"), max_bpp=info.get("max_bpp"))
+                                                  max_bytes=info.get("max_bytes"), max_bpp=info.get("max_bpp"),
+                                                  keep_metadata=info.get("keep_metadata", True))
     fp.write(data)
 
 

@@ -21,7 +21,9 @@ def _files():
     raw = pack(make_header(5, 2, 3, 4, "raw"), random_indices(rng, 5, 2, 3, 4))
     uni = pack(make_header(8, 2, 3, 4, "range"), random_indices(rng, 8, 2, 3, 4))
     mdl = pack(make_header(4, 2, 4, 5, "range"), sample_from_prior(rng, prior, 2, 4, 5), prior=prior)
-    return {"raw": raw, "range-uniform": uni, "range-model": mdl}, prior
+    meta = pack(make_header(4, 2, 4, 5, "range"), sample_from_prior(rng, prior, 2, 4, 5), prior=prior,
+                metadata={"exif": b"Exif\0\0II*\0" + bytes(12), "xmp": b"<x:xmpmeta>fuzz</x:xmpmeta>"})  # v4
+    return {"raw": raw, "range-uniform": uni, "range-model": mdl, "range-meta": meta}, prior
 
 
 FILES, PRIOR = _files()

@@ -20,7 +20,7 @@ M64 = (1 << 64) - 1
 
 # -- an independent implementation of docs/bitstream.md ---------------------------
 def spec_header(data: bytes) -> dict:
-    assert data[:4] == b"\x89GQC" and data[4] in (1, 2, 3)
+    assert data[:4] == b"\x89GQC" and data[4] in (1, 2, 3, 4)
     assert zlib.crc32(data[:92]) == struct.unpack_from("<I", data, 92)[0]
     u8 = lambda o: data[o]  # noqa: E731
     u16 = lambda o: struct.unpack_from("<H", data, o)[0]  # noqa: E731
@@ -31,11 +31,16 @@ def spec_header(data: bytes) -> dict:
              n_blocks=u16(12), layout={0: "dense", 1: "prefix"}[u8(14)], model_id=data[16:32].rstrip(b"\0").decode(),
              model_hash=data[32:40], codebook_seed=u64(40), width=u32(48), height=u32(52), latent_h=u32(56),
              latent_w=u32(60), symbol_count=u64(64), payload_length=u32(72), payload_crc=u32(76),
-             prior_id=data[80:88], ext_bits=u8(15) if u8(4) == 3 else 0)
-    assert data[88:92] == b"\0" * 4 and (h["version"] >= 2 or h["layout"] == "dense")
+             prior_id=data[80:88], ext_bits=u8(15) if u8(4) >= 3 else 0,
+             metadata_length=u32(88) if u8(4) == 4 else 0)
+    assert h["version"] >= 2 or h["layout"] == "dense"
+    if h["version"] < 4:  # bytes 88..91 are reserved before v4, metadata_length >= 1 in v4
+        assert data[88:92] == b"\0" * 4
+    else:
+        assert h["metadata_length"] >= 1
     if h["version"] < 3:  # byte 15 is reserved in v1 and v2
         assert data[15] == 0
-    else:  # section 1, byte 15 / section 2 step 6: escape bits need range coding with the model prior
+    elif h["version"] == 3 or h["ext_bits"]:  # byte 15 / step 6: escape bits need range coding, model prior
         assert 1 <= h["ext_bits"] < h["K_bits"] and h["coding"] == "range" and h["prior"] == "model"
     assert h["latent_h"] == -(-h["height"] // h["stride"]) and h["latent_w"] == -(-h["width"] // h["stride"])
     if h["layout"] == "dense":
@@ -43,9 +48,26 @@ def spec_header(data: bytes) -> dict:
     if h["coding"] == "range":  # step 6: words after the count table (prefix) and the escape table (v3)
         tx = spec_table_bytes(h)
         assert h["payload_length"] % 4 == 0 and h["payload_length"] >= 4 + tx[0] + tx[1]
-    assert len(data) == HEADER_SIZE + h["payload_length"]
-    assert zlib.crc32(data[HEADER_SIZE:]) == h["payload_crc"]
+    assert len(data) == HEADER_SIZE + h["payload_length"] + h["metadata_length"]
+    assert zlib.crc32(data[HEADER_SIZE:HEADER_SIZE + h["payload_length"]]) == h["payload_crc"]
     return h
+
+
+def spec_metadata(data: bytes, h: dict) -> dict:
+    """Section 5.8: chunks (type, u32 length, bytes) in the order Exif, XMP, then a CRC-32."""
+    block = data[HEADER_SIZE + h["payload_length"]:]
+    if not block:
+        return {}
+    body = block[:-4]
+    assert zlib.crc32(body) == struct.unpack("<I", block[-4:])[0]
+    out, pos, order = {}, 0, [b"Exif", b"XMP "]
+    while pos < len(body):
+        tag, n = body[pos:pos + 4], struct.unpack_from("<I", body, pos + 4)[0]
+        assert tag in order and n >= 1 and pos + 8 + n <= len(body)
+        order = order[order.index(tag) + 1:]
+        out[{b"Exif": "exif", b"XMP ": "xmp"}[tag]] = body[pos + 8:pos + 8 + n]
+        pos += 8 + n
+    return out
 
 
 def spec_table_bytes(h: dict) -> tuple[int, int]:
@@ -291,10 +313,10 @@ def spec_write_v3(hdr, indices, freqs) -> bytes:
 
 def spec_decode(data: bytes, freqs=None):
     h = spec_header(data)
-    payload = data[HEADER_SIZE:]
+    payload = data[HEADER_SIZE:HEADER_SIZE + h["payload_length"]]
     if h["coding"] == "raw":
         return h, spec_raw_decode(payload, h)
-    if h["version"] == 3:
+    if h["ext_bits"]:
         return h, spec_escape_decode(payload, h, freqs)
     weights = spec_tables(h, freqs)
     if h["layout"] == "prefix":
@@ -305,6 +327,24 @@ def spec_decode(data: bytes, freqs=None):
 
 
 # -- the tests ----------------------------------------------------------------------
+@pytest.mark.parametrize("layout", ["raw", "dense", "prefix", "wide"])
+def test_independent_reader_agrees_on_metadata_v4(layout):
+    rng = np.random.default_rng(4)
+    meta = {"exif": b"Exif\0\0II*\0" + bytes(range(30)), "xmp": b"<x:xmpmeta>v4</x:xmpmeta>"}
+    k = 10 if layout == "wide" else 8
+    prior = None if layout == "raw" else skewed_prior(rng, 1 << 8, 3, tau=8.0)
+    idx = random_indices(rng, k, 3, 4, 5) if layout == "wide" else random_indices(rng, 8, 3, 4, 5)
+    if layout == "prefix":
+        idx = skip_tail(rng, idx)
+    data = pack(make_header(k, 3, 4, 5, "raw" if layout == "raw" else "range"), idx, prior=prior, metadata=meta)
+    h, syms = spec_decode(data, None if prior is None else prior.freqs)
+    ref = bitstream.read_header(data)
+    assert h["version"] == 4 and all(getattr(ref, key) == v for key, v in h.items())
+    assert syms == idx.reshape(-1).tolist()
+    assert spec_metadata(data, h) == bitstream.read_metadata(data) == meta
+
+
+
 CASES = [("raw", 1, None), ("raw", 3, None), ("raw", 8, None), ("raw", 13, None), ("raw", 24, None),
          ("range", 1, None), ("range", 7, None), ("range", 16, None), ("range", 23, None),
          ("range", 2, "single"), ("range", 6, "multi"), ("range", 10, "multi"), ("range", 12, "skewed")]
@@ -554,8 +594,9 @@ GOLDEN = {
     "range-model": "8ac95b37f154322327ef185017ea84920ba82f5779b49ed72ce068dd918f0430",
     "range-prefix": "bb5a045189d88f585788b351c26c7f204b590757946ae995656215182252a061",  # version 2
     "range-wide": "01fa666236a58c60615b6962ae688fe164776bae5b0fbd6f25af80db727df527",  # version 3: prefix layout, 2 escape bits
+    "range-meta": "d104d9e07b20c4d4b207b79db6365f4f9472214403abd788c09b68e99fe8d496",  # version 4: range-model + EXIF, XMP
 }
-GOLDEN_VERSION = {"raw": 1, "range-uniform": 1, "range-model": 1, "range-prefix": 2, "range-wide": 3}
+GOLDEN_VERSION = {"raw": 1, "range-uniform": 1, "range-model": 1, "range-prefix": 2, "range-wide": 3, "range-meta": 4}
 
 
 def _golden_prior():
@@ -581,6 +622,9 @@ def _golden_files():
         "range-wide": pack(h.replace(coding="range", K_bits=8), np.where(np.arange(2)[:, None, None] < counts_map,
                                                                          ((i * 37 + 11) % 256).reshape(2, 3, 5), -1),
                            prior=prior),
+        # v4: the range-model file plus both metadata chunks
+        "range-meta": pack(h.replace(coding="range"), skew, prior=prior,
+                           metadata={"exif": b"Exif\0\0MM\0*\0\0\0\x08\0\0", "xmp": b"<x:xmpmeta>gq</x:xmpmeta>"}),
     }
 
 
