@@ -109,14 +109,24 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
         return im  # a profile LittleCMS cannot use: coded as untagged, i.e. as sRGB
 
 
-def _metadata(im: Image.Image) -> dict:
-    """EXIF and XMP bytes of an already upright image (module docstring)."""
+# EXIF/TIFF tags that describe the source file's pixel layout, not the photo: width, length, bits per
+# sample, compression, photometric interpretation, strip offsets, orientation, samples per pixel, rows
+# per strip, strip byte counts, planar configuration, predictor, tile layout, extra samples, sample
+# format, JPEG interchange offsets, YCbCr subsampling / positioning
+_STRUCTURE_TAGS = (256, 257, 258, 259, 262, 273, 274, 277, 278, 279, 284, 317, 322, 323, 324, 325, 338, 339,
+                   513, 514, 530, 531)
+
+
+def _metadata(im: Image.Image, upright: Image.Image) -> dict:
+    """EXIF and XMP bytes of ``im`` (module docstring); ``upright`` is its ``exif_transpose``."""
     out = {}
-    exif = im.getexif()
-    exif.pop(0x0112, None)  # orientation: applied to the pixels
+    exif = Image.Exif()  # a copy: the caller's image keeps its EXIF (a TIFF's copy would have none)
+    exif.load(im.getexif().tobytes())
+    for tag in _STRUCTURE_TAGS:  # orientation is applied; a TIFF input's IFD also describes its own pixels
+        exif.pop(tag, None)
     if len(exif):
         out["exif"] = exif.tobytes()
-    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    xmp = upright.info.get("xmp") or upright.info.get("XML:com.adobe.xmp")  # its orientation updated
     if xmp:
         out["xmp"] = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
     return out
@@ -126,7 +136,7 @@ def prepare(im: Image.Image) -> tuple[np.ndarray, str, dict]:
     """``normalize``'s ``(array, color)`` plus the image's metadata ``{"exif": bytes, "xmp": bytes}``."""
     upright = ImageOps.exif_transpose(im)
     try:
-        meta = _metadata(upright)
+        meta = _metadata(im, upright)
     except Exception:  # noqa: BLE001 - a malformed EXIF block is dropped, it never stops coding
         meta = {}
     return (*_normalize_upright(upright, im.info.get("icc_profile")), meta)

@@ -81,3 +81,14 @@ def test_pillow_plugin_reads_and_writes_metadata(tiny, tmp_path):
     assert back.size == (40, 24)
     im.save(tmp_path / "s.gqc", quality=2, keep_metadata=False)
     assert "exif" not in Image.open(tmp_path / "s.gqc").info
+
+
+def test_a_tiff_inputs_own_layout_tags_are_not_kept(tiny):
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "GQ Camera Co"
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(buf, "TIFF", exif=exif.tobytes())
+    assert 273 in Image.open(io.BytesIO(buf.getvalue())).getexif()  # TIFF strip offsets show up as EXIF
+    kept = Image.Exif()
+    kept.load(bitstream.read_metadata(gqcodec.compress(buf.getvalue(), quality=1))["exif"])
+    assert kept[0x010F] == "GQ Camera Co" and not {256, 257, 273, 279} & set(kept)
