@@ -208,8 +208,9 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
     return encode_header(h) + payload + meta
 
 
-def _split(data) -> tuple[bytes, Header, bytes, bytes]:
-    """(data as bytes, header, payload, metadata block) with the lengths and both CRCs checked."""
+def _split(data) -> tuple[Header, bytes, bytes]:
+    """(header, payload, metadata block) of .gqc bytes, with the lengths and the header and payload
+    CRCs checked."""
     if not isinstance(data, bytes):
         try:
             data = bytes(memoryview(data).cast("B"))
@@ -229,13 +230,13 @@ def _split(data) -> tuple[bytes, Header, bytes, bytes]:
     if crc32(payload) != h.payload_crc:
         raise FormatError(f"payload CRC mismatch (stored 0x{h.payload_crc:08x}, computed 0x{crc32(payload):08x}): "
                           "the payload is corrupt")
-    return data, h, payload, data[HEADER_SIZE + h.payload_length:]
+    return h, payload, data[HEADER_SIZE + h.payload_length:]
 
 
 def read_metadata(data) -> dict:
     """The image metadata a .gqc file carries, ``{"exif": bytes, "xmp": bytes}`` (the kinds present;
     empty for versions 1 to 3). Checks the header, the lengths and the CRCs, not the index payload."""
-    return decode_metadata(_split(data)[3])
+    return decode_metadata(_split(data)[2])
 
 
 def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> tuple[Header, np.ndarray]:
@@ -247,7 +248,7 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
     optionally caps the size of the index array the caller is willing to decode.
     Every malformed input raises :class:`FormatError`.
     """
-    data, h, payload, meta = _split(data)
+    h, payload, meta = _split(data)
     decode_metadata(meta)  # a corrupt metadata block is a corrupt file
     size = h.n_blocks * h.positions
     if max_symbols is not None and size > max_symbols:

@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 
 import bitstream
-from bitstream import FormatError, Header
+from bitstream import HEADER_SIZE, FormatError, Header
+from bitstream.metadata import decode_metadata
 
 from . import zoo
 from .codebook import codebook_rows
@@ -345,7 +346,8 @@ class Codec:
         if max_bpp is not None:
             if not (np.isfinite(max_bpp) and max_bpp > 0):
                 raise CodecError(f"max_bpp must be a positive number, got {max_bpp}")
-            limit, what = int(max_bpp * h * w // 8), f"{max_bpp:g} bpp ({int(max_bpp * h * w // 8)} bytes)"
+            limit = int(max_bpp * h * w // 8)
+            what = f"{max_bpp:g} bpp ({limit} bytes)"
         else:
             if int(max_bytes) != max_bytes or max_bytes < 1:
                 raise CodecError(f"max_bytes must be a positive integer, got {max_bytes}")
@@ -393,7 +395,8 @@ class Codec:
             img = Image.fromarray(gray, "L")
         else:
             img = Image.fromarray(rgb, "RGB")
-        img.info.update(bitstream.read_metadata(data) if header.metadata_length else {})
+        # unpack has checked the whole file, metadata block included: only its chunks are left to read
+        img.info.update(decode_metadata(bytes(memoryview(data)[HEADER_SIZE + header.payload_length:])))
         return img
 
 

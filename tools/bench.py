@@ -543,14 +543,14 @@ def run_stages(codec, path, q, tmpdir, device):
     import bitstream
     from bitstream import Header
     from PIL import Image
-    from gqcodec.imageio import normalize, open_image
+    from gqcodec.imageio import open_image, prepare
     from gqcodec.model import STRIDE, pad_to_stride
 
     m = codec.model
     n = codec.n_blocks(q)
     t = {}
     with torch.inference_mode():
-        dt, (arr, color) = timed(lambda: normalize(open_image(path)))
+        dt, (arr, color, _) = timed(lambda: prepare(open_image(path)))  # what Codec.compress runs
         rgb = np.repeat(arr[:, :, None], 3, axis=2) if color == "L" else arr
         h, w = arr.shape[:2]
         t["load+convert"] = dt
