@@ -52,6 +52,19 @@ class _Prepared(NamedTuple):
     meta: dict
 
 
+class _EncodeWork:
+    """One image's encoder work that its encodes at several qualities share: the leading
+    blocks' indices per search setting (codebook width, RDOQ strength, escape guess; block b's
+    search depends on b alone) and the squared errors of decoding the first c blocks (the
+    adaptive layout's costs, a function of the leading c blocks). A quality needing more blocks
+    extends what is there, so the files are byte for byte those of separate encodes."""
+
+    def __init__(self, rgb: np.ndarray):
+        self.rgb = rgb
+        self.indices: dict = {}
+        self.se: dict = {}
+
+
 class Codec:
     """A loaded model with its quality ladder, index prior and header identity."""
 
@@ -123,12 +136,15 @@ class Codec:
         v = self.entry.get("adaptive_lambda", {}).get(str(q))
         return None if v is None else float(v)
 
-    def count_costs(self, rgb: np.ndarray, indices: np.ndarray, K_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def count_costs(self, rgb: np.ndarray, indices: np.ndarray, K_bits: int | None = None,
+                    known_se: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """What keeping c = 0..n leading blocks costs at each position: ``(se, bits)``, both (n + 1, h, w).
 
         ``se[c]``: squared error (8-bit units, summed over the position's 16x16 patch and the
-        three channels) of the image decoded with c blocks everywhere; ``bits[c]``: the code
-        length of the position's first c indices under the prior. Costs n + 1 decodes.
+        three channels) of the image decoded with c blocks everywhere, a function of
+        ``indices[:c]`` alone; ``bits[c]``: the code length of the position's first c indices
+        under the prior. Costs n + 1 decodes, less the leading rows of ``se`` given as
+        ``known_se`` (from the same image and leading indices).
         """
         n, lh, lw = indices.shape
         H, W = rgb.shape[:2]
@@ -137,13 +153,15 @@ class Codec:
         ref = rgb.astype(np.float32)
         err = np.zeros((lh * STRIDE, lw * STRIDE))  # patch-aligned; the padding beyond H x W stays 0
         se = np.empty((n + 1, lh, lw))
-        for c in range(n + 1):
+        k = 0
+        if known_se is not None:
+            k = min(n + 1, known_se.shape[0])
+            se[:k] = known_se[:k]
+        for c in range(k, n + 1):
             if c == 0:
                 out = self.empty_decode(lh, lw)[:H, :W]
             else:
-                trial = indices.copy()
-                trial[c:] = bitstream.SKIP
-                out = self.decode_array(trial, H, W, K_bits)
+                out = self.decode_array(indices[:c], H, W, K_bits)
             err[:H, :W] = ((out.astype(np.float32) - ref) ** 2).sum(axis=2)
             se[c] = err.reshape(lh, STRIDE, lw, STRIDE).sum(axis=(1, 3))
         return se, bits
@@ -198,9 +216,12 @@ class Codec:
     # -- transforms in tiles -------------------------------------------------
     @torch.inference_mode()
     def encode_array(self, rgb: np.ndarray, n_blocks: int, rdoq: float = 0.0, K_bits: int | None = None,
-                     escape_share: float = 0.5) -> np.ndarray:
-        """HxWx3 uint8 -> indices (n_blocks, ceil(H/16), ceil(W/16)) int64.
+                     escape_share: float = 0.5, first: int = 0) -> np.ndarray:
+        """HxWx3 uint8 -> indices (n_blocks - first, ceil(H/16), ceil(W/16)) int64 of blocks
+        ``first`` .. ``n_blocks - 1`` (default: the leading n_blocks).
 
+        Each block is searched on its own, so block b's indices do not depend on how many
+        blocks are encoded (qualities can share them, see ``_EncodeWork``).
         ``rdoq`` > 0 biases each block's search by ``rdoq * ln P(index)`` under the
         model's index prior (rate-distortion optimised quantization, encoder only).
         ``K_bits`` (default: the model's) searches the first 2**K_bits codewords.
@@ -212,7 +233,10 @@ class Codec:
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255)
         x = pad_to_stride(x)
         H, W = x.shape[-2:]
-        out = np.empty((n_blocks, H // STRIDE, W // STRIDE), dtype=np.int64)
+        if not 0 <= first < n_blocks:
+            raise ValueError(f"first must be in [0, {n_blocks}), got {first}")
+        nb, cm = n_blocks - first, m.config.m
+        out = np.empty((nb, H // STRIDE, W // STRIDE), dtype=np.int64)
         t, mg = self.tile, ENC_MARGIN
         for y0 in range(0, H, t):
             for x0 in range(0, W, t):
@@ -224,13 +248,12 @@ class Codec:
                 th, tw = (y1 - y0) // STRIDE, (x1 - x0) // STRIDE
                 mu = mu[..., oy:oy + th, ox:ox + tw]
                 logvar = logvar[..., oy:oy + th, ox:ox + tw]
-                rows_mu, rows_lv = m.to_rows(mu, n_blocks), m.to_rows(logvar, n_blocks)
-                if bias is None:
-                    idx = quant.quantize(rows_mu, rows_lv).view(n_blocks, th, tw)
-                else:  # rows are block-major: one search per block with that block's prior
-                    rows_mu, rows_lv = rows_mu.view(n_blocks, th * tw, -1), rows_lv.view(n_blocks, th * tw, -1)
-                    idx = torch.stack([quant.quantize(rows_mu[b], rows_lv[b], bias=bias[b])
-                                       for b in range(n_blocks)]).view(n_blocks, th, tw)
+                # rows are block-major: one search per block (with that block's prior under RDOQ)
+                rows_mu = m.to_rows(mu[:, first * cm:], nb).view(nb, th * tw, -1)
+                rows_lv = m.to_rows(logvar[:, first * cm:], nb).view(nb, th * tw, -1)
+                idx = torch.stack([quant.quantize(rows_mu[b], rows_lv[b],
+                                                  bias=None if bias is None else bias[first + b])
+                                   for b in range(nb)]).view(nb, th, tw)
                 out[:, y0 // STRIDE:y1 // STRIDE, x0 // STRIDE:x1 // STRIDE] = idx.cpu().numpy()
         return out
 
@@ -290,6 +313,46 @@ class Codec:
                 raise CodecError("give a quality or a size limit (max_bytes / max_bpp), not both")
             return self.compress_to_size(image, max_bytes, max_bpp, mode=mode, rdoq=rdoq, adaptive=adaptive,
                                          keep_metadata=keep_metadata)
+        src = self._prepare(image)
+        return self._encode(src, quality, mode, rdoq, adaptive, keep_metadata, _EncodeWork(self._rgb(src)))
+
+    def compress_many(self, image, qualities=None, mode: str = "range", rdoq: float | None = None,
+                      adaptive: bool | None = None, keep_metadata: bool = True) -> dict[int, bytes]:
+        """``{quality: .gqc bytes}`` of one image at several qualities (default: the whole ladder),
+        each file byte for byte what ``compress`` makes at that quality. Qualities that search
+        the same codebook with the same RDOQ strength share their work (the leading blocks'
+        searches and the adaptive layout's decodes), so the ladder's narrow qualities together
+        cost about what the largest of them costs alone."""
+        qs = self.qualities if qualities is None else [int(q) for q in qualities]
+        src = self._prepare(image)
+        work = _EncodeWork(self._rgb(src))
+        return {q: self._encode(src, q, mode, rdoq, adaptive, keep_metadata, work) for q in qs}
+
+    @staticmethod
+    def _prepare(image) -> _Prepared:
+        src = image if isinstance(image, _Prepared) else _Prepared(*prepare(open_image(image)))
+        h, w = src.arr.shape[:2]
+        if h < 1 or w < 1:
+            raise CodecError("image is empty")
+        return src
+
+    @staticmethod
+    def _rgb(src: _Prepared) -> np.ndarray:
+        return np.repeat(src.arr[:, :, None], 3, axis=2) if src.color == "L" else src.arr
+
+    def _block_indices(self, work: _EncodeWork, n: int, rdoq: float, K_bits: int, escape: float) -> np.ndarray:
+        """The leading n blocks' indices of ``work``'s image under a search setting, a copy."""
+        key = (K_bits, rdoq, escape)
+        have = work.indices.get(key)
+        done = 0 if have is None else have.shape[0]
+        if done < n:
+            more = self.encode_array(work.rgb, n, rdoq, K_bits, escape, first=done)
+            have = more if have is None else np.concatenate([have, more])
+            work.indices[key] = have
+        return have[:n].copy()
+
+    def _encode(self, src: _Prepared, quality: int | None, mode: str, rdoq: float | None,
+                adaptive: bool | None, keep_metadata: bool, work: _EncodeWork) -> bytes:
         if mode not in MODES:
             raise CodecError(f"mode must be one of {MODES}, got {mode!r}")
         n = self.n_blocks(quality)
@@ -308,25 +371,26 @@ class Codec:
             raise CodecError(f"model {self.name} has no tuned adaptive-rate strength for quality {q}")
         if adaptive is None:
             adaptive = mode == "range" and lam is not None and self.prior is not None
-        arr, color, meta = image if isinstance(image, _Prepared) else _Prepared(*prepare(open_image(image)))
-        h, w = arr.shape[:2]
-        if h < 1 or w < 1:
-            raise CodecError("image is empty")
-        rgb = np.repeat(arr[:, :, None], 3, axis=2) if color == "L" else arr
+        h, w = src.arr.shape[:2]
         cfg = self.model.config
         kb = self.index_bits(q)
         if kb != cfg.K_bits and mode == "range" and self.prior is None:
             raise CodecError(f"quality {q} needs the model's index prior (wide indices), model {self.name} has none")
+        escape = self.escape_guess.get(q, 0.5) if kb != cfg.K_bits else 0.5
         with self._lock:
-            indices = self.encode_array(rgb, n, rdoq, kb, self.escape_guess.get(q, 0.5))
+            indices = self._block_indices(work, n, rdoq, kb, escape)
             if adaptive:
-                counts = self.choose_counts(rgb, indices, lam, kb)
+                key = (kb, rdoq, escape)
+                se, bits = self.count_costs(work.rgb, indices, kb, known_se=work.se.get(key))
+                if key not in work.se or work.se[key].shape[0] < se.shape[0]:
+                    work.se[key] = se
+                counts = self.pick_counts(se, bits, lam)
                 indices[np.arange(n)[:, None, None] >= counts[None]] = bitstream.SKIP
         header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=kb,
                         m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
-                        width=w, height=h, color=color, coding=mode, prior="uniform", quality=q)
+                        width=w, height=h, color=src.color, coding=mode, prior="uniform", quality=q)
         return bitstream.pack(header, indices, prior=self.prior if mode == "range" else None,
-                              metadata=meta if keep_metadata else None)
+                              metadata=src.meta if keep_metadata else None)
 
     def compress_to_size(self, image, max_bytes: int | None = None, max_bpp: float | None = None,
                          mode: str = "range", rdoq: float | None = None, adaptive: bool | None = None,
@@ -335,13 +399,14 @@ class Codec:
         ``max_bpp`` bits per pixel (the whole file, header included); give one of the two.
 
         File size grows with quality, so the qualities are bisected: about log2(#qualities) + 1
-        encodes, each costing what ``compress`` at that quality costs. Only a file that was
-        encoded and measured to fit is returned; CodecError when even the lowest quality does not
-        fit.
+        encodes, which share their work as in ``compress_many`` (qualities searching the same
+        codebook cost together about what the largest of them costs alone). Only a file that
+        was encoded and measured to fit is returned; CodecError when even the lowest quality
+        does not fit.
         """
         if (max_bytes is None) == (max_bpp is None):
             raise CodecError("give exactly one of max_bytes and max_bpp")
-        src = _Prepared(*prepare(open_image(image)))
+        src = self._prepare(image)
         h, w = src.arr.shape[:2]
         if max_bpp is not None:
             if not (np.isfinite(max_bpp) and max_bpp > 0):
@@ -353,11 +418,11 @@ class Codec:
                 raise CodecError(f"max_bytes must be a positive integer, got {max_bytes}")
             limit, what = int(max_bytes), f"{int(max_bytes)} bytes"
         qs = self.qualities
+        work = _EncodeWork(self._rgb(src))
         lo, hi, best, smallest = 0, len(qs) - 1, None, None
         while lo <= hi:
             mid = (lo + hi) // 2
-            data = self.compress(src, quality=qs[mid], mode=mode, rdoq=rdoq, adaptive=adaptive,
-                                 keep_metadata=keep_metadata)
+            data = self._encode(src, qs[mid], mode, rdoq, adaptive, keep_metadata, work)
             if len(data) <= limit:
                 best, lo = data, mid + 1
             else:
