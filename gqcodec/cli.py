@@ -116,6 +116,9 @@ def main():
               help="adaptive: each latent position keeps only the blocks that pay for their bits (format v2; "
                    "default with range coding when the model is tuned for it); dense: every position codes all "
                    "n(q) blocks (format v1)")
+@click.option("--refine", type=click.IntRange(min=0), default=None,
+              help="iterations of decoder-checked index refinement, encoder only (default: the model's "
+                   "setting; 0: off, a faster encode)")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=None,
               help="instead of -q: the best quality whose file is at most this many bytes")
 @click.option("--max-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -126,7 +129,8 @@ def main():
 @click.option("--model", default=None, help="model name (default: the shipped default)")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")
 @click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
-def compress(src, dst, quality, mode, rdoq, adaptive, max_bytes, max_bpp, strip_metadata, model, device, force):
+def compress(src, dst, quality, mode, rdoq, adaptive, refine, max_bytes, max_bpp, strip_metadata, model, device,
+             force):
     """Compress image SRC (png, jpg, webp, ...; - for stdin) to DST (.gqc; - for stdout)."""
     from .codec import load
     from .imageio import open_image
@@ -139,7 +143,7 @@ def compress(src, dst, quality, mode, rdoq, adaptive, max_bytes, max_bpp, strip_
     image = open_image(read_input(src)) if src == "-" else open_image(src)
     codec = load(model, device=device)
     data = codec.compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive,
-                          max_bytes=max_bytes, max_bpp=max_bpp, keep_metadata=not strip_metadata)
+                          max_bytes=max_bytes, max_bpp=max_bpp, keep_metadata=not strip_metadata, refine=refine)
     write_atomic(dst, data, force)
     if dst != "-":
         h = bitstream.read_header(data)

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import bitstream
@@ -38,6 +39,7 @@ TILE = 1024          # pixels per tile side (multiple of STRIDE)
 ENC_MARGIN = 64      # pixels of context around an encoder tile (receptive field radius is 30)
 DEC_MARGIN = 4       # latents of context around a decoder tile (receptive field radius < 2)
 MODES = ("raw", "range")
+RETRIES = 4         # refine: halvings of a swap set that raised a tile's cost
 MAX_EXT_BITS = 6     # decoders accept files whose codebook is up to 2**6 times the model's (escape coding, v3)
 
 
@@ -214,7 +216,6 @@ class Codec:
         return self._bias[key]
 
     # -- transforms in tiles -------------------------------------------------
-    @torch.inference_mode()
     def encode_array(self, rgb: np.ndarray, n_blocks: int, rdoq: float = 0.0, K_bits: int | None = None,
                      escape_share: float = 0.5, first: int = 0) -> np.ndarray:
         """HxWx3 uint8 -> indices (n_blocks - first, ceil(H/16), ceil(W/16)) int64 of blocks
@@ -225,6 +226,19 @@ class Codec:
         ``rdoq`` > 0 biases each block's search by ``rdoq * ln P(index)`` under the
         model's index prior (rate-distortion optimised quantization, encoder only).
         ``K_bits`` (default: the model's) searches the first 2**K_bits codewords.
+        """
+        return self.search(rgb, n_blocks, rdoq, K_bits, escape_share, first)[0]
+
+    @torch.inference_mode()
+    def search(self, rgb: np.ndarray, n_blocks: int, rdoq: float = 0.0, K_bits: int | None = None,
+               escape_share: float = 0.5, first: int = 0, top: int = 0):
+        """``encode_array``'s search, returning ``(indices, candidates, curvature)``.
+
+        With ``top`` > 0 it also keeps what ``refine`` needs: each block's ``top`` best
+        codewords by the same score, ``candidates`` (n, top, h, w) int32, and the posterior
+        precision beyond the prior's, ``curvature`` = max(0, 1/sigma^2 - 1), (n, h, w, m)
+        float32, the GQ score's own model of how sharply the decoder's output depends on each
+        latent dimension. Both are None for ``top`` = 0.
         """
         m = self.model
         K_bits = m.config.K_bits if K_bits is None else int(K_bits)
@@ -237,6 +251,8 @@ class Codec:
             raise ValueError(f"first must be in [0, {n_blocks}), got {first}")
         nb, cm = n_blocks - first, m.config.m
         out = np.empty((nb, H // STRIDE, W // STRIDE), dtype=np.int64)
+        cand = np.empty((nb, top, H // STRIDE, W // STRIDE), dtype=np.int32) if top else None
+        curv = np.empty((nb, H // STRIDE, W // STRIDE, cm), dtype=np.float32) if top else None
         t, mg = self.tile, ENC_MARGIN
         for y0 in range(0, H, t):
             for x0 in range(0, W, t):
@@ -254,8 +270,141 @@ class Codec:
                 idx = torch.stack([quant.quantize(rows_mu[b], rows_lv[b],
                                                   bias=None if bias is None else bias[first + b])
                                    for b in range(nb)]).view(nb, th, tw)
-                out[:, y0 // STRIDE:y1 // STRIDE, x0 // STRIDE:x1 // STRIDE] = idx.cpu().numpy()
-        return out
+                ys, xs = slice(y0 // STRIDE, y1 // STRIDE), slice(x0 // STRIDE, x1 // STRIDE)
+                out[:, ys, xs] = idx.cpu().numpy()
+                if top:
+                    for b in range(nb):
+                        cand[b, :, ys, xs] = self._top_codewords(
+                            quant, rows_mu[b], rows_lv[b], None if bias is None else bias[first + b], top
+                        ).T.reshape(top, th, tw).cpu().numpy()
+                    curv[:, ys, xs] = rows_lv.neg().exp_().sub_(1).clamp_(min=0).view(nb, th, tw, cm).cpu().numpy()
+        return out, cand, curv
+
+    @staticmethod
+    def _top_codewords(quant, mu: torch.Tensor, logvar: torch.Tensor, bias, top: int) -> torch.Tensor:
+        """(rows, top) indices of the ``top`` highest-scoring codewords (float32 score; row chunks
+        bounded by the quantizer's memory budget)."""
+        q = quant.queries(mu, logvar).float()
+        keys = quant.keys.float()
+        b = None if bias is None else bias.float()
+        step = quant.chunk_rows()
+        parts = []
+        for i in range(0, q.shape[0], step):
+            sc = q[i:i + step] @ keys.T
+            if b is not None:
+                sc += b
+            parts.append(sc.topk(top, dim=1).indices)
+        return torch.cat(parts).to(torch.int32)
+
+    def refine(self, rgb: np.ndarray, indices: np.ndarray, candidates: np.ndarray, curvature: np.ndarray,
+               lam: float, iters: int, alpha: float) -> np.ndarray:
+        """Decoder-checked index refinement (encoder only; the file format and decoder are unchanged).
+
+        The GQ search picks each block's codeword from the posterior alone. This pass lowers
+        the real cost ``squared error + lam * bits`` of the decoded image: per iteration and
+        decoder tile, the gradient of the squared error with respect to the latent predicts,
+        with the second-order term ``alpha * sum(curvature * delta^2)``, what swapping each
+        coded block for one of its ``candidates`` would change; every position whose best
+        predicted swap (one block per position) lowers the cost is swapped, the swaps are
+        decoded, each is kept only if the squared error of its 5x5-position neighbourhood plus
+        its rate change went down, and the kept set is decoded again and accepted only if the
+        tile's cost fell. Stops early once nothing improves. Skipped blocks stay skipped.
+        """
+        m = self.model
+        n, lh, lw = indices.shape
+        H, W = rgb.shape[:2]
+        cur = indices.copy()
+        wts = np.log2(self.prior.weights().astype(np.float64))
+        bits_tab = torch.from_numpy(np.stack([24.0 - wts[self.prior.table_index(b)] for b in range(n)])).float()
+        cb = self.model.quantizer.codebook.cpu()
+        ref = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)
+        t, mg = self.tile // STRIDE, DEC_MARGIN
+        box = torch.ones(1, 1, 5, 5)
+        for y0 in range(0, lh, t):
+            for x0 in range(0, lw, t):
+                y1, x1 = min(lh, y0 + t), min(lw, x0 + t)
+                ya, xa = max(0, y0 - mg), max(0, x0 - mg)
+                yb, xb = min(lh, y1 + mg), min(lw, x1 + mg)
+                hc, wc = yb - ya, xb - xa
+                # the context's pixels, zero-padded past the image; padding is masked out of the error
+                tgt = torch.zeros(3, hc * STRIDE, wc * STRIDE)
+                valid = torch.zeros(1, hc * STRIDE, wc * STRIDE)
+                py, px = min(H, yb * STRIDE) - ya * STRIDE, min(W, xb * STRIDE) - xa * STRIDE
+                tgt[:, :py, :px] = ref[:, ya * STRIDE:ya * STRIDE + py, xa * STRIDE:xa * STRIDE + px]
+                valid[:, :py, :px] = 1
+                tgt, valid = tgt.to(self.device), valid.to(self.device)
+                iy, ix = slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa)
+                cand = torch.from_numpy(candidates[:, :, y0:y1, x0:x1].astype(np.int64))  # (n, k, th, tw)
+                cv = torch.from_numpy(curvature[:, y0:y1, x0:x1])[:, None]  # (n, 1, th, tw, m)
+                dR_cand = torch.stack([bits_tab[b][cand[b]] for b in range(n)])
+
+                def decode(ctx: np.ndarray, grad: bool = False):
+                    with torch.inference_mode(False), torch.set_grad_enabled(grad):
+                        z = m.latent_from_indices(torch.from_numpy(ctx)[None].to(self.device))
+                        if grad:
+                            z.requires_grad_(True)
+                        y = m.g_s(z)[0].clamp(0, 1).mul(255)
+                        return z, ((y - tgt) ** 2 * valid).sum(0)
+
+                def per_pos(err: torch.Tensor) -> torch.Tensor:
+                    return err.detach().cpu().view(hc, STRIDE, wc, STRIDE).sum((1, 3))
+
+                def rate(ctx: np.ndarray) -> float:
+                    c = torch.from_numpy(ctx[:, iy, ix])
+                    return float(sum(bits_tab[b][c[b][c[b] >= 0]].sum() for b in range(n)))
+
+                for _ in range(iters):
+                    ctx = cur[:, ya:yb, xa:xb].copy()
+                    z, err = decode(ctx, grad=True)
+                    with torch.inference_mode(False):
+                        g, = torch.autograd.grad(err.sum(), z)
+                    before = per_pos(err)
+                    cost0 = float(before.sum()) + lam * rate(ctx)
+                    g = g.cpu()[0, :n * m.config.m, iy, ix].reshape(n, m.config.m, y1 - y0, x1 - x0).permute(0, 2, 3, 1)
+                    ci = torch.from_numpy(ctx[:, iy, ix])
+                    coded = ci >= 0
+                    c0 = ci.clamp(min=0)
+                    d = cb[cand] - cb[c0][:, None]  # (n, k, th, tw, m)
+                    dJ = (g[:, None] * d).sum(-1) + alpha * (cv * d * d).sum(-1) \
+                        + lam * (dR_cand - torch.stack([bits_tab[b][c0[b]] for b in range(n)])[:, None])
+                    dJ = torch.where(coded[:, None], dJ, torch.full_like(dJ, np.inf))
+                    gain, kbest = dJ.min(1)           # (n, th, tw) best candidate per block
+                    gain, bbest = gain.min(0)         # (th, tw) best block per position
+                    propose = gain < 0
+                    if not bool(propose.any()):
+                        break
+                    new_idx = torch.gather(cand, 1, kbest[:, None])[:, 0]  # (n, th, tw)
+                    new_idx = torch.gather(new_idx, 0, bbest[None])[0]      # (th, tw)
+                    old_idx = torch.gather(c0, 0, bbest[None])[0]
+                    dbits = torch.where(propose, bits_tab[bbest, new_idx] - bits_tab[bbest, old_idx], torch.zeros(()))
+
+                    def apply(mask: torch.Tensor) -> np.ndarray:
+                        out = ctx.copy()
+                        yy, xx = np.nonzero(mask.numpy())
+                        bb = bbest.numpy()[yy, xx]
+                        out[bb, yy + (y0 - ya), xx + (x0 - xa)] = new_idx.numpy()[yy, xx]
+                        return out
+
+                    trial = apply(propose)
+                    after = per_pos(decode(trial)[1])
+                    dse = F.conv2d((after - before)[None, None], box, padding=2)[0, 0][iy, ix]
+                    local = torch.where(propose, dse + lam * dbits, torch.full_like(dse, np.inf))
+                    # swaps interact through the decoder, so the set is checked as a whole: when it
+                    # does not lower the tile's cost, the better half (by local gain) is tried
+                    limit, improved = 0.0, False
+                    for _ in range(RETRIES):
+                        keep = local < limit
+                        if not bool(keep.any()):
+                            break
+                        trial = apply(keep)
+                        if float(per_pos(decode(trial)[1]).sum()) + lam * rate(trial) < cost0:
+                            cur[:, y0:y1, x0:x1] = trial[:, iy, ix]
+                            improved = True
+                            break
+                        limit = float(local[keep].median())
+                    if not improved:
+                        break
+        return cur
 
     @torch.inference_mode()
     def decode_array(self, indices: np.ndarray, height: int, width: int, K_bits: int | None = None) -> np.ndarray:
@@ -292,7 +441,7 @@ class Codec:
     # -- bytes -----------------------------------------------------------------
     def compress(self, image, quality: int | None = None, mode: str = "range", rdoq: float | None = None,
                  adaptive: bool | None = None, max_bytes: int | None = None,
-                 max_bpp: float | None = None, keep_metadata: bool = True) -> bytes:
+                 max_bpp: float | None = None, keep_metadata: bool = True, refine: int | None = None) -> bytes:
         """Encode a path, PIL image or uint8 array to .gqc bytes.
 
         ``keep_metadata``: store the image's EXIF and XMP (format v4; EXIF orientation is applied
@@ -307,17 +456,21 @@ class Codec:
         ``adaptive``: spatially adaptive rate, each position keeps only the leading blocks
         that pay for their bits (range mode only; None: on when the model has a tuned
         strength for this quality; the file is then format v2).
+        ``refine``: iterations of decoder-checked index refinement (``refine``; None: the
+        model's setting, 0: off). Encoder only; it applies to range-coded qualities that search
+        the model's own codebook and have an adaptive-rate multiplier.
         """
         if max_bytes is not None or max_bpp is not None:
             if quality is not None:
                 raise CodecError("give a quality or a size limit (max_bytes / max_bpp), not both")
             return self.compress_to_size(image, max_bytes, max_bpp, mode=mode, rdoq=rdoq, adaptive=adaptive,
-                                         keep_metadata=keep_metadata)
+                                         keep_metadata=keep_metadata, refine=refine)
         src = self._prepare(image)
-        return self._encode(src, quality, mode, rdoq, adaptive, keep_metadata, _EncodeWork(self._rgb(src)))
+        return self._encode(src, quality, mode, rdoq, adaptive, keep_metadata, _EncodeWork(self._rgb(src)), refine)
 
     def compress_many(self, image, qualities=None, mode: str = "range", rdoq: float | None = None,
-                      adaptive: bool | None = None, keep_metadata: bool = True) -> dict[int, bytes]:
+                      adaptive: bool | None = None, keep_metadata: bool = True,
+                      refine: int | None = None) -> dict[int, bytes]:
         """``{quality: .gqc bytes}`` of one image at several qualities (default: the whole ladder),
         each file byte for byte what ``compress`` makes at that quality. Qualities that search
         the same codebook with the same RDOQ strength share their work (the leading blocks'
@@ -326,7 +479,7 @@ class Codec:
         qs = self.qualities if qualities is None else [int(q) for q in qualities]
         src = self._prepare(image)
         work = _EncodeWork(self._rgb(src))
-        return {q: self._encode(src, q, mode, rdoq, adaptive, keep_metadata, work) for q in qs}
+        return {q: self._encode(src, q, mode, rdoq, adaptive, keep_metadata, work, refine) for q in qs}
 
     @staticmethod
     def _prepare(image) -> _Prepared:
@@ -340,19 +493,32 @@ class Codec:
     def _rgb(src: _Prepared) -> np.ndarray:
         return np.repeat(src.arr[:, :, None], 3, axis=2) if src.color == "L" else src.arr
 
-    def _block_indices(self, work: _EncodeWork, n: int, rdoq: float, K_bits: int, escape: float) -> np.ndarray:
-        """The leading n blocks' indices of ``work``'s image under a search setting, a copy."""
-        key = (K_bits, rdoq, escape)
+    def _block_indices(self, work: _EncodeWork, n: int, rdoq: float, K_bits: int, escape: float, top: int = 0):
+        """The leading n blocks' ``(indices, candidates, curvature)`` (see ``search``) of ``work``'s
+        image under a search setting; the indices are a copy."""
+        key = (K_bits, rdoq, escape, top)
         have = work.indices.get(key)
-        done = 0 if have is None else have.shape[0]
+        done = 0 if have is None else have[0].shape[0]
         if done < n:
-            more = self.encode_array(work.rgb, n, rdoq, K_bits, escape, first=done)
-            have = more if have is None else np.concatenate([have, more])
+            more = self.search(work.rgb, n, rdoq, K_bits, escape, first=done, top=top)
+            have = more if have is None else tuple(None if a is None else np.concatenate([a, b])
+                                                   for a, b in zip(have, more))
             work.indices[key] = have
-        return have[:n].copy()
+        idx, cand, curv = have
+        return idx[:n].copy(), None if cand is None else cand[:n], None if curv is None else curv[:n]
+
+    def refine_settings(self, quality: int | None) -> tuple[int, int, float]:
+        """The model's refinement ``(iterations, candidates, alpha)`` for a quality ((0, 0, 0): off).
+        Registry ``refine``: {"iters", "top", "alpha"}, optionally per quality under "by_quality"."""
+        r = self.entry.get("refine")
+        if not r:
+            return 0, 0, 0.0
+        q = self.default_quality if quality is None else int(quality)
+        r = {**r, **r.get("by_quality", {}).get(str(q), {})}
+        return int(r.get("iters", 0)), int(r.get("top", 8)), float(r.get("alpha", 1000.0))
 
     def _encode(self, src: _Prepared, quality: int | None, mode: str, rdoq: float | None,
-                adaptive: bool | None, keep_metadata: bool, work: _EncodeWork) -> bytes:
+                adaptive: bool | None, keep_metadata: bool, work: _EncodeWork, refine: int | None = None) -> bytes:
         if mode not in MODES:
             raise CodecError(f"mode must be one of {MODES}, got {mode!r}")
         n = self.n_blocks(quality)
@@ -377,8 +543,18 @@ class Codec:
         if kb != cfg.K_bits and mode == "range" and self.prior is None:
             raise CodecError(f"quality {q} needs the model's index prior (wide indices), model {self.name} has none")
         escape = self.escape_guess.get(q, 0.5) if kb != cfg.K_bits else 0.5
+        iters, top, alpha = self.refine_settings(q)
+        if refine is not None:
+            if int(refine) != refine or refine < 0:
+                raise CodecError(f"refine must be a whole number of iterations >= 0, got {refine}")
+            iters = int(refine)
+        # refinement weighs bits against squared error with the adaptive layout's multiplier, and
+        # looks codewords up in the model's own codebook (not for the wide top of the ladder)
+        if not (mode == "range" and lam is not None and kb == cfg.K_bits and self.prior is not None):
+            iters = 0
+        top = (top or 8) if iters else 0
         with self._lock:
-            indices = self._block_indices(work, n, rdoq, kb, escape)
+            indices, cand, curv = self._block_indices(work, n, rdoq, kb, escape, top)
             if adaptive:
                 key = (kb, rdoq, escape)
                 se, bits = self.count_costs(work.rgb, indices, kb, known_se=work.se.get(key))
@@ -386,6 +562,8 @@ class Codec:
                     work.se[key] = se
                 counts = self.pick_counts(se, bits, lam)
                 indices[np.arange(n)[:, None, None] >= counts[None]] = bitstream.SKIP
+            if iters:
+                indices = self.refine(work.rgb, indices, cand, curv, lam, iters, alpha or 1000.0)
         header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=kb,
                         m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
                         width=w, height=h, color=src.color, coding=mode, prior="uniform", quality=q)
@@ -394,7 +572,7 @@ class Codec:
 
     def compress_to_size(self, image, max_bytes: int | None = None, max_bpp: float | None = None,
                          mode: str = "range", rdoq: float | None = None, adaptive: bool | None = None,
-                         keep_metadata: bool = True) -> bytes:
+                         keep_metadata: bool = True, refine: int | None = None) -> bytes:
         """The highest-quality file of ``image`` that is at most ``max_bytes`` long, or at most
         ``max_bpp`` bits per pixel (the whole file, header included); give one of the two.
 
@@ -422,7 +600,7 @@ class Codec:
         lo, hi, best, smallest = 0, len(qs) - 1, None, None
         while lo <= hi:
             mid = (lo + hi) // 2
-            data = self._encode(src, qs[mid], mode, rdoq, adaptive, keep_metadata, work)
+            data = self._encode(src, qs[mid], mode, rdoq, adaptive, keep_metadata, work, refine)
             if len(data) <= limit:
                 best, lo = data, mid + 1
             else:
@@ -488,12 +666,12 @@ def load(name: str | None = None, quality: int | None = None, device: str = "cpu
 
 def compress(image, quality: int | None = None, mode: str = "range", model: str | None = None,
              rdoq: float | None = None, adaptive: bool | None = None, max_bytes: int | None = None,
-             max_bpp: float | None = None, keep_metadata: bool = True) -> bytes:
+             max_bpp: float | None = None, keep_metadata: bool = True, refine: int | None = None) -> bytes:
     """Encode ``image`` (path, PIL image, HxWx3/HxW uint8 array) to .gqc bytes; ``max_bytes`` or
     ``max_bpp`` instead of ``quality``: the best quality whose file fits; ``keep_metadata=False``
     drops the image's EXIF and XMP."""
     return load(model).compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive,
-                                max_bytes=max_bytes, max_bpp=max_bpp, keep_metadata=keep_metadata)
+                                max_bytes=max_bytes, max_bpp=max_bpp, keep_metadata=keep_metadata, refine=refine)
 
 
 def info(data: bytes) -> Header:

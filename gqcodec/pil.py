@@ -7,7 +7,7 @@
     >>> im = Image.open("photo.gqc")      # size and mode from the header only, no torch
     >>> im.load()                          # decodes with the shipped model
     >>> im.save("copy.gqc", quality=3)    # encodes (options: quality, mode="raw"|"range", rdoq,
-    ...                                    #  adaptive=True|False, model)
+    ...                                    #  adaptive=True|False, refine, model)
 """
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def _save(im: Image.Image, fp, filename):
     data = codec.load(info.get("model")).compress(im, quality=info.get("quality"), mode=info.get("mode", "range"),
                                                   rdoq=info.get("rdoq"), adaptive=info.get("adaptive"),
                                                   max_bytes=info.get("max_bytes"), max_bpp=info.get("max_bpp"),
-                                                  keep_metadata=info.get("keep_metadata", True))
+                                                  keep_metadata=info.get("keep_metadata", True),
+                                                  refine=info.get("refine"))
     fp.write(data)
 
 

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,68 +321,80 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.time_limit > 0 and spent >= cfg.time_limit:
         print(f"the run's time limit ({cfg.time_limit:g} s) is spent ({spent:.0f} s): nothing to do", flush=True)
         return {"step": start, "stopped": "time_limit"}
-    for step in range(start + 1, cfg.steps + 1):
-        frac = (step - 1 - first) / max(1, cfg.steps - first)
-        if cfg.time_limit > 0:
-            frac = max(frac, run_seconds() / cfg.time_limit)
-        lr = lr_at(cfg, frac)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x = random_batch(train_imgs, cfg.batch, cfg.crop, gen).to(device)
-        keep = None
-        if cfg.nested > 0:
-            rand = torch.randint(1, B + 1, (cfg.batch,), device=device)
-            use = torch.rand(cfg.batch, device=device) < cfg.nested
-            keep = torch.where(use, rand, torch.full_like(rand, B))
-        if cfg.phase == "decoder":
-            x_hat, kl = decode_codewords(model, x, keep)
-            mse = F.mse_loss(x_hat, x)
-            loss = cfg.lmbda * 255**2 * mse
-        else:
-            out = model(x, keep)
-            mse = F.mse_loss(out["x_hat"], x)
-            kl = out["kl"]
-            rate = tdc(kl) * B / STRIDE**2  # bits per pixel scale
-            loss = cfg.lmbda * 255**2 * mse + rate
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if cfg.phase == "vae":
-            tdc.update(kl.detach())
-        acc["loss"] += loss.item()
-        acc["mse"] += mse.item()
-        acc["n"] += 1
-        kls.append(kl.detach().cpu())
-        if bar:
-            bar.update(1)
-        if cfg.time_limit > 0 and run_seconds() >= cfg.time_limit:
-            stop_reason = "time_limit"
-        if step % cfg.log_every == 0 or step == cfg.steps or stop_reason:
-            klall = torch.cat([k.transpose(0, 1).reshape(k.shape[1], -1) for k in kls], 1)  # (groups, n)
-            rec = {"step": step, "loss": acc["loss"] / acc["n"],
-                   "psnr_sample": 10 * math.log10(1 / max(acc["mse"] / acc["n"], 1e-12)),
-                   **tdc.stats(klall.t()), **kl_quantiles(klall),
-                   "s_per_step": (time.time() - t0) / acc["n"], "crop": cfg.crop, "lr": lr}
-            if stop_reason:
-                rec["stopped"] = stop_reason
-            if val_imgs and cfg.val_every > 0 and (step % cfg.val_every == 0 or step == cfg.steps or stop_reason):
-                rec.update({f"val_{k}": v for k, v in validate(model, val_imgs, device).items()})
-            with open(log_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            if bar:
-                bar.set_postfix_str(f"psnr {rec['psnr_sample']:.2f} kl {rec['kl_mean']:.1f} [{rec['kl_min']:.1f},{rec['kl_max']:.1f}]")
+    # SIGTERM (a session ending, `kill`) finishes the current step and checkpoints it before exiting
+    stop_signal: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_signal.append(signum))
+    except ValueError:  # not the main thread: no handler
+        previous = None
+    try:
+        for step in range(start + 1, cfg.steps + 1):
+            frac = (step - 1 - first) / max(1, cfg.steps - first)
+            if cfg.time_limit > 0:
+                frac = max(frac, run_seconds() / cfg.time_limit)
+            lr = lr_at(cfg, frac)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = random_batch(train_imgs, cfg.batch, cfg.crop, gen).to(device)
+            keep = None
+            if cfg.nested > 0:
+                rand = torch.randint(1, B + 1, (cfg.batch,), device=device)
+                use = torch.rand(cfg.batch, device=device) < cfg.nested
+                keep = torch.where(use, rand, torch.full_like(rand, B))
+            if cfg.phase == "decoder":
+                x_hat, kl = decode_codewords(model, x, keep)
+                mse = F.mse_loss(x_hat, x)
+                loss = cfg.lmbda * 255**2 * mse
             else:
-                print(json.dumps(rec), flush=True)
-            last = rec
-            acc = {"loss": 0.0, "mse": 0.0, "n": 0}
-            kls = []
-            t0 = time.time()
-        if step % cfg.ckpt_every == 0 or step == cfg.steps or stop_reason:
-            save_checkpoint(ckpt_path, model, opt, tdc, step, cfg, gen, phase=cfg.phase,
-                            schedule={"first_step": first, "seconds": run_seconds()})
-        if stop_reason:
-            break
+                out = model(x, keep)
+                mse = F.mse_loss(out["x_hat"], x)
+                kl = out["kl"]
+                rate = tdc(kl) * B / STRIDE**2  # bits per pixel scale
+                loss = cfg.lmbda * 255**2 * mse + rate
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if cfg.phase == "vae":
+                tdc.update(kl.detach())
+            acc["loss"] += loss.item()
+            acc["mse"] += mse.item()
+            acc["n"] += 1
+            kls.append(kl.detach().cpu())
+            if bar:
+                bar.update(1)
+            if cfg.time_limit > 0 and run_seconds() >= cfg.time_limit:
+                stop_reason = "time_limit"
+            if stop_signal:
+                stop_reason = f"signal {stop_signal[0]}"
+            if step % cfg.log_every == 0 or step == cfg.steps or stop_reason:
+                klall = torch.cat([k.transpose(0, 1).reshape(k.shape[1], -1) for k in kls], 1)  # (groups, n)
+                rec = {"step": step, "loss": acc["loss"] / acc["n"],
+                       "psnr_sample": 10 * math.log10(1 / max(acc["mse"] / acc["n"], 1e-12)),
+                       **tdc.stats(klall.t()), **kl_quantiles(klall),
+                       "s_per_step": (time.time() - t0) / acc["n"], "crop": cfg.crop, "lr": lr}
+                if stop_reason:
+                    rec["stopped"] = stop_reason
+                if val_imgs and cfg.val_every > 0 and (step % cfg.val_every == 0 or step == cfg.steps or stop_reason):
+                    rec.update({f"val_{k}": v for k, v in validate(model, val_imgs, device).items()})
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                if bar:
+                    bar.set_postfix_str(f"psnr {rec['psnr_sample']:.2f} kl {rec['kl_mean']:.1f} [{rec['kl_min']:.1f},{rec['kl_max']:.1f}]")
+                else:
+                    print(json.dumps(rec), flush=True)
+                last = rec
+                acc = {"loss": 0.0, "mse": 0.0, "n": 0}
+                kls = []
+                t0 = time.time()
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or stop_reason:
+                save_checkpoint(ckpt_path, model, opt, tdc, step, cfg, gen, phase=cfg.phase,
+                                schedule={"first_step": first, "seconds": run_seconds()})
+            if stop_reason:
+                break
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if bar:
         bar.close()
     return last

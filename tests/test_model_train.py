@@ -203,3 +203,31 @@ def lr_cos_at(p, lr=1e-3, end=1e-5):
     import math
 
     return end + 0.5 * (lr - end) * (1 + math.cos(math.pi * p))
+
+
+def test_sigterm_checkpoints_the_current_step_and_stops(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from gqcodec import train as train_mod
+
+    data = tmp_path / "data"
+    _write_images(data)
+    calls = []
+    real_batch = train_mod.random_batch
+
+    def batch(*a, **k):  # the third step's batch arrives with a SIGTERM, as when a session ends
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_batch(*a, **k)
+
+    monkeypatch.setattr(train_mod, "random_batch", batch)
+    before = signal.getsignal(signal.SIGTERM)
+    run = tmp_path / "run"
+    cfg = TrainConfig(data=str(data), run_dir=str(run), steps=50, batch=2, crop=32, lr=1e-3, holdout=1,
+                      log_every=10, val_every=0, ckpt_every=10, threads=1, device="cpu", model=TINY)
+    last = train(cfg, progress=False)
+    assert last["step"] == 3 and last["stopped"] == "signal 15"
+    assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) == before     # the caller's handler is back

@@ -6,7 +6,7 @@
 # 1. fp16 weights + index prior + registry entry (tools/ship_model.py)
 # 2. the prior re-measured under rate-optimised quantization (tools/rdoq_prior.py, one run per
 #    "gamma:images" step of RDOQ_STEPS), the encoder's RDOQ strength (tools/tune_rdoq.py) and the
-#    adaptive-rate multipliers (tools/tune_adaptive.py)
+#    adaptive-rate multipliers (tools/tune_adaptive.py), the encoder's index refinement (tools/tune_refine.py)
 #    and the wide-codebook top of the ladder (tools/tune_wide.py; WIDE = QUALITY=K_bits,rdoq,lambda
 #    settings; it runs last because the two tuners above treat every quality as narrow)
 # 3. Kodak evaluation, registry numbers, RD plot and BD table (tools/eval_release.sh)
@@ -23,5 +23,6 @@ for rd in ${RDOQ_STEPS:-2:600 2.5:1400}; do
 done
 step python tools/tune_rdoq.py --model "$name" --gammas 0,0.5,1,1.5,2,2.5,3,3.5,4 --write
 step python tools/tune_adaptive.py --model "$name" --images 32 --write
+step python tools/tune_refine.py --model "$name" --images ${REFINE_IMAGES:-12} --write
 step python tools/tune_wide.py --model "$name" --write "${WIDE:-8=18,1.5,300 9=18,1,150 10=20,0.5,74.4}"
 step bash tools/eval_release.sh "$name"
