@@ -59,6 +59,8 @@ Examples:
               help="gqcodec rate-optimised quantization strength (default: the model's tuned value; 0: off).")
 @click.option("--adaptive/--dense", default=None,
               help="gqcodec adaptive rate (default: on where the model is tuned for it) or every block everywhere.")
+@click.option("--refine", type=click.IntRange(min=0), default=None,
+              help="gqcodec index refinement iterations (default: the model's setting; 0: off).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Results JSON (CompressAI schema).")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Per-image CSV.")
 @click.option("--qualities", default=None, metavar="Q1,Q2,...",
@@ -70,7 +72,7 @@ Examples:
               help="Keep the encoded files in this folder (default: a temporary folder).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-def eval_cmd(image_dir, codec_name, model, device, rdoq, adaptive, out, csv_path, qualities, max_images, name, threads,
+def eval_cmd(image_dir, codec_name, model, device, rdoq, adaptive, refine, out, csv_path, qualities, max_images, name, threads,
              keep_streams, progress, force):
     """Rate-distortion evaluation of a codec over the images in DIR.
 
@@ -96,7 +98,7 @@ def eval_cmd(image_dir, codec_name, model, device, rdoq, adaptive, out, csv_path
         qs = ev.parse_qualities(qualities)
         images = ev.list_images(image_dir, max_images)
         adapter = ev.make_adapter(codec_name, qualities=qs, model=model, device=device, rdoq=rdoq,
-                                  adaptive=adaptive)
+                                  adaptive=adaptive, refine=refine)
         summary, records = ev.evaluate(adapter, images, progress=progress, threads=threads,
                                        keep_dir=keep_streams, name=name, source=image_dir)
         rd.save(summary, out)

@@ -188,7 +188,7 @@ class GQCodecAdapter(Adapter):
 
     def __init__(self, model: str | None = None, device: str = "cpu", mode: str = "range",
                  qualities: Sequence[int] | None = None, codec=None, rdoq: float | None = None,
-                 adaptive: bool | None = None):
+                 adaptive: bool | None = None, refine: int | None = None):
         if codec is None:
             import gqcodec
 
@@ -200,6 +200,7 @@ class GQCodecAdapter(Adapter):
         self.mode = mode
         self.rdoq = rdoq
         self.adaptive = adaptive
+        self.refine = refine
         self.name = f"gqcodec-{codec.name}"
         self.qualities = list(qualities) if qualities is not None else list(codec.qualities)
         if rdoq is not None or mode != "range":
@@ -213,10 +214,31 @@ class GQCodecAdapter(Adapter):
         layout = ("adaptive rate" + ("" if adaptive or len(tuned) == len(self.qualities)
                                      else f" at q{','.join(map(str, tuned))}")) if on else "dense"
         self.description = (f"gqcodec {_gq_version()} model {codec.name}, {mode} coding, rdoq {strength}, "
-                            f"{layout}, device {device}")
+                            f"{layout}{self._refine_text()}, device {device}")
+
+    def _refine_text(self) -> str:
+        """The index refinement the encodes run, as the description says it ("" when none)."""
+        c = self.codec
+        if self.mode != "range":
+            return ""
+        on = {}
+        for q in self.qualities:
+            iters, top, alpha = c.refine_settings(q)
+            iters = iters if self.refine is None else int(self.refine)
+            if iters and c.index_bits(q) == c.model.config.K_bits and c.adaptive_lambda(q) is not None \
+                    and c.prior is not None:
+                on[q] = (iters, top or 8, alpha or 1000.0)
+        if not on:
+            return ""
+        kinds = set(on.values())
+        iters, top, alpha = kinds.pop() if len(kinds) == 1 else (None, None, None)
+        what = (f"{iters} iteration{'s' * (iters != 1)}, top {top}, alpha {alpha:g}" if iters is not None
+                else "; ".join(f"q{q}: {i}/{t}/{a:g}" for q, (i, t, a) in on.items()))
+        return f", index refinement ({what}) at q{','.join(map(str, on))}"
 
     def encode(self, img: Image.Image, quality) -> bytes:
-        return self.codec.compress(img, quality=int(quality), mode=self.mode, rdoq=self.rdoq, adaptive=self.adaptive)
+        return self.codec.compress(img, quality=int(quality), mode=self.mode, rdoq=self.rdoq, adaptive=self.adaptive,
+                                   refine=self.refine)
 
     def decode(self, data: bytes) -> Image.Image:
         return self.codec.decompress(data)
@@ -240,12 +262,17 @@ CODECS = ("gqcodec",) + tuple(CLASSICAL)
 
 
 def make_adapter(codec: str, qualities: Sequence | None = None, model: str | None = None,
-                 device: str = "cpu", rdoq: float | None = None, adaptive: bool | None = None) -> Adapter:
-    """An adapter by name: ``gqcodec`` (with ``model``/``device``/``rdoq``/``adaptive``) or one of :data:`CLASSICAL`."""
+                 device: str = "cpu", rdoq: float | None = None, adaptive: bool | None = None,
+                 refine: int | None = None) -> Adapter:
+    """An adapter by name: ``gqcodec`` (with ``model``/``device``/``rdoq``/``adaptive``/``refine``) or one of
+    :data:`CLASSICAL`."""
     if codec == "gqcodec":
-        return GQCodecAdapter(model=model, device=device, qualities=qualities, rdoq=rdoq, adaptive=adaptive)
+        return GQCodecAdapter(model=model, device=device, qualities=qualities, rdoq=rdoq, adaptive=adaptive,
+                              refine=refine)
     if rdoq is not None:
         raise EvalError("--rdoq applies to gqcodec only")
+    if refine is not None:
+        raise EvalError("--refine applies to gqcodec only")
     if adaptive is not None:
         raise EvalError("--adaptive/--dense apply to gqcodec only")
     if codec in CLASSICAL:

@@ -136,8 +136,11 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
         def adaptive_lambda(self, quality):
             return 100.0 if quality == 1 else None
 
-        def compress(self, img, quality=None, mode="range", rdoq=None, adaptive=None):
-            assert mode == "range" and rdoq is None and adaptive is None
+        def refine_settings(self, quality):
+            return 0, 8, 1000.0
+
+        def compress(self, img, quality=None, mode="range", rdoq=None, adaptive=None, refine=None):
+            assert mode == "range" and rdoq is None and adaptive is None and refine is None
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=30 * quality)
             return b"GQC!" + buf.getvalue()
@@ -164,11 +167,30 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
     assert "rdoq 0," in ev.GQCodecAdapter(codec=TopPlain(), qualities=[2]).description  # the top alone
 
 
+def test_gqcodec_adapter_names_the_index_refinement(tmp_path, monkeypatch):
+    from fakezoo import install
+
+    from gqcodec import codec, zoo
+
+    install(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 3, "4": 3}, index_bits={"4": 10},
+            adaptive_lambda={"1": 40.0, "2": 40.0, "3": 40.0, "4": 40.0}, refine={"iters": 1, "top": 8, "alpha": 900.0})
+    assert "index refinement (1 iteration, top 8, alpha 900) at q1,2,3," in ev.GQCodecAdapter().description
+    assert "index refinement (3 iterations" in ev.GQCodecAdapter(refine=3).description
+    assert "refinement" not in ev.GQCodecAdapter(refine=0).description
+    assert "dense, index refinement (1 iteration" in ev.GQCodecAdapter(adaptive=False).description
+    assert "refinement" not in ev.GQCodecAdapter(mode="raw").description
+    assert "refinement" not in ev.GQCodecAdapter(qualities=[4]).description      # the wide top: never refined
+    zoo._cache.clear()
+    codec._codecs.clear()
+
+
 def test_make_adapter_and_qualities():
     with pytest.raises(ev.EvalError, match="rdoq"):
         ev.make_adapter("webp", rdoq=1.0)
     with pytest.raises(ev.EvalError, match="gqcodec only"):
         ev.make_adapter("webp", adaptive=False)
+    with pytest.raises(ev.EvalError, match="refine applies to gqcodec only"):
+        ev.make_adapter("webp", refine=1)
     assert ev.make_adapter("jpeg444").name == "pillow-jpeg444"
     assert ev.make_adapter("webp", qualities=[10]).qualities == [10]
     j2k = ev.make_adapter("jpeg2000")

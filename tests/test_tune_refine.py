@@ -26,13 +26,16 @@ def test_run_on_a_tiny_model_writes_the_registry(tmp_path, monkeypatch, capsys):
         a = np.full((48, 64, 3), 100, dtype=np.uint8)
         a[:, 32:] = rng.integers(0, 256, (48, 32, 3), dtype=np.uint8)
         Image.fromarray(a).save(data / f"{i}.png")
-    tune.main(["--model", "tiny", "--data", str(data), "--images", "2", "--alphas", "10,20", "--threads", "1",
-               "--write"])
-    out = capsys.readouterr().out
-    chosen = json.loads([line for line in out.splitlines() if line.startswith("{")][0])
-    assert chosen["alpha"] in (10.0, 20.0) and chosen["qualities"] == [1, 2, 3]
-    assert chosen["iters"] == (1 if chosen["bd_rate_percent_vs_off"] < 0 else 0)
-    e = json.loads((tmp_path / "w" / "registry.json").read_text())["models"]["tiny"]
-    assert e["refine"] == chosen
+    for default in (0, 2):
+        tune.main(["--model", "tiny", "--data", str(data), "--images", "2", "--alphas", "10,20", "--threads", "1",
+                   "--default-iters", str(default), "--write"])
+        out = capsys.readouterr().out
+        chosen = json.loads([line for line in out.splitlines() if line.startswith("{")][0])
+        assert chosen["alpha"] in (10.0, 20.0) and chosen["qualities"] == [1, 2, 3]
+        assert set(chosen["bd_rate_percent_by_alpha"]) == {"10", "20"}
+        assert chosen["iters"] == (default if chosen["bd_rate_percent_vs_off"] < 0 else 0)
+        e = json.loads((tmp_path / "w" / "registry.json").read_text())["models"]["tiny"]
+        assert e["refine"] == chosen
+        assert codec.Codec("tiny").refine_settings(1) == (chosen["iters"], 8, chosen["alpha"])
     zoo._cache.clear()
     codec._codecs.clear()

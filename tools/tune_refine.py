@@ -7,9 +7,12 @@ own curvature model, so it is measured, not derived: this script encodes the las
 of the training pack (never Kodak) at every quality refinement applies to, as real files,
 with refinement off and with each ``alpha``, and picks the ``alpha`` with the lowest BD-rate
 against refinement off. With ``--write`` the registry gets
-``"refine": {"iters", "top", "alpha"}`` (iters 0 when no alpha gains).
+``"refine": {"iters", "top", "alpha", ...}``: ``iters`` is how many iterations the encoder runs
+when the caller does not ask (``--default-iters``, 0 by default: refinement is opt-in,
+``gqcodec compress --refine 1``, since it costs about as much encoder time again for ~1 %
+of rate; 0 also when no alpha gains); ``gqcodec compress --refine N`` uses the tuned alpha and top.
 
-    python tools/tune_refine.py --model NAME --images 12 --alphas 500,1000,2000 [--write]
+    python tools/tune_refine.py --model NAME --images 12 --alphas 700,1000,1400 [--write]
 """
 from __future__ import annotations
 
@@ -54,8 +57,10 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--images", type=int, default=12, help="the last N images of the training pack")
-    ap.add_argument("--alphas", default="500,1000,2000")
-    ap.add_argument("--iters", type=int, default=1, help="refinement iterations per encode")
+    ap.add_argument("--alphas", default="700,1000,1400")
+    ap.add_argument("--iters", type=int, default=1, help="refinement iterations per encode while tuning")
+    ap.add_argument("--default-iters", type=int, default=0,
+                    help="iterations the encoder runs by default if refinement gains (0: opt-in)")
     ap.add_argument("--top", type=int, default=8, help="candidate codewords per block")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="store the chosen setting in the registry")
@@ -85,8 +90,10 @@ def main(argv=None) -> None:
               + f"  BD-rate vs off {report[alpha]:+.2f}%  ({time.time() - t0:.0f} s)", flush=True)
     codec.entry = entry
     best = min(report, key=report.get)
-    setting = {"iters": a.iters if report[best] < 0 else 0, "top": a.top, "alpha": best,
-               "bd_rate_percent_vs_off": round(report[best], 2), "qualities": qs, "images": len(images)}
+    setting = {"iters": a.default_iters if report[best] < 0 else 0, "top": a.top, "alpha": best,
+               "tuned_iters": a.iters, "bd_rate_percent_vs_off": round(report[best], 2),
+               "bd_rate_percent_by_alpha": {f"{k:g}": round(v, 2) for k, v in report.items()},
+               "qualities": qs, "images": f"last {len(images)} of the training pack"}
     print(json.dumps(setting))
     if a.write:
         reg = zoo.read_registry()
