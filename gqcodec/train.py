@@ -375,7 +375,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                        "s_per_step": (time.time() - t0) / acc["n"], "crop": cfg.crop, "lr": lr}
                 if stop_reason:
                     rec["stopped"] = stop_reason
-                if val_imgs and cfg.val_every > 0 and (step % cfg.val_every == 0 or step == cfg.steps or stop_reason):
+                # a signal stop skips validation: the checkpoint must be written before the process is killed
+                if val_imgs and cfg.val_every > 0 and (step % cfg.val_every == 0 or step == cfg.steps
+                                                       or (stop_reason and not stop_signal)):
                     rec.update({f"val_{k}": v for k, v in validate(model, val_imgs, device).items()})
                 with open(log_path, "a") as f:
                     f.write(json.dumps(rec) + "\n")

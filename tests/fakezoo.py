@@ -30,3 +30,17 @@ def install(folder, monkeypatch, name="tiny", with_prior=True, **extra):
     zoo._cache.clear()
     codec._codecs.clear()
     return name
+
+
+def half_flat_pack(folder, n=2, h=64, w=64):
+    """``n`` PNGs, flat gray on the left half and random noise on the right, standing in for the
+    training pack in the tuning tools' tests; returns the folder."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        a = np.full((h, w, 3), 100, dtype=np.uint8)
+        a[:, w // 2:] = rng.integers(0, 256, (h, w - w // 2, 3), dtype=np.uint8)
+        Image.fromarray(a).save(folder / f"{i}.png")
+    return folder

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 spec = importlib.util.spec_from_file_location("tune_adaptive",
                                               Path(__file__).parent.parent / "tools" / "tune_adaptive.py")
@@ -40,18 +39,12 @@ def test_factor_choices():
 
 
 def test_run_on_a_tiny_model_writes_the_registry(tmp_path, monkeypatch, capsys):
-    from fakezoo import install
+    from fakezoo import half_flat_pack, install
 
     from gqcodec import codec, zoo
 
     install(tmp_path / "w", monkeypatch)
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        a = np.full((64, 64, 3), 100, dtype=np.uint8)
-        a[:, 32:] = rng.integers(0, 256, (64, 32, 3), dtype=np.uint8)
-        Image.fromarray(a).save(data / f"{i}.png")
+    data = half_flat_pack(tmp_path / "data")
     tune.main(["--model", "tiny", "--data", str(data), "--images", "2", "--factors", "0.5,1", "--write"])
     out = capsys.readouterr().out
     chosen = json.loads([line for line in out.splitlines() if line.startswith("{")][0])

@@ -3,29 +3,20 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 spec = importlib.util.spec_from_file_location("tune_refine", Path(__file__).parent.parent / "tools" / "tune_refine.py")
 tune = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tune)
 
 
 def test_run_on_a_tiny_model_writes_the_registry(tmp_path, monkeypatch, capsys):
-    from fakezoo import install
+    from fakezoo import half_flat_pack, install
 
     from gqcodec import codec, zoo
 
     install(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 3, "4": 3}, rdoq=1.0, index_bits={"4": 10},
             adaptive_lambda={"1": 40.0, "2": 40.0, "3": 40.0, "4": 40.0})
     assert tune.refinable(codec.Codec("tiny")) == [1, 2, 3]   # q4 searches a wider codebook
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        a = np.full((48, 64, 3), 100, dtype=np.uint8)
-        a[:, 32:] = rng.integers(0, 256, (48, 32, 3), dtype=np.uint8)
-        Image.fromarray(a).save(data / f"{i}.png")
+    data = half_flat_pack(tmp_path / "data", h=48)
     for default in (0, 2):
         tune.main(["--model", "tiny", "--data", str(data), "--images", "2", "--alphas", "10,20", "--threads", "1",
                    "--default-iters", str(default), "--write"])
