@@ -308,7 +308,9 @@ class Codec:
         predicted swap (one block per position) lowers the cost is swapped, the swaps are
         decoded, each is kept only if the squared error of its 5x5-position neighbourhood plus
         its rate change went down, and the kept set is decoded again and accepted only if the
-        tile's cost fell. Stops early once nothing improves. Skipped blocks stay skipped.
+        tile's cost fell (else the better half by local gain is tried, up to ``RETRIES`` times).
+        Stops early once nothing improves. Skipped blocks stay skipped. ``curvature`` and
+        ``candidates`` come from ``search(..., top=k)``; ``docs/design.md`` has the measurements.
         """
         m = self.model
         n, lh, lw = indices.shape
