@@ -316,8 +316,8 @@ class Codec:
         n, lh, lw = indices.shape
         H, W = rgb.shape[:2]
         cur = indices.copy()
-        wts = np.log2(self.prior.weights().astype(np.float64))
-        bits_tab = torch.from_numpy(np.stack([24.0 - wts[self.prior.table_index(b)] for b in range(n)])).float()
+        K = self.prior.K
+        bits_tab = torch.from_numpy(self.prior.code_lengths(np.broadcast_to(np.arange(K), (n, 1, K)))[:, 0]).float()
         cb = self.model.quantizer.codebook.cpu()
         ref = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)
         t, mg = self.tile // STRIDE, DEC_MARGIN
@@ -510,14 +510,29 @@ class Codec:
         return idx[:n].copy(), None if cand is None else cand[:n], None if curv is None else curv[:n]
 
     def refine_settings(self, quality: int | None) -> tuple[int, int, float]:
-        """The model's refinement ``(iterations, candidates, alpha)`` for a quality ((0, 0, 0): off).
-        Registry ``refine``: {"iters", "top", "alpha"}, optionally per quality under "by_quality"."""
-        r = self.entry.get("refine")
-        if not r:
-            return 0, 0, 0.0
+        """The model's refinement ``(iterations, candidates, alpha)`` for a quality (0 iterations: off).
+        Registry ``refine``: {"iters", "top", "alpha"}, optionally per quality under "by_quality";
+        a model without one gets 0 iterations, 8 candidates and alpha 1000."""
+        r = self.entry.get("refine") or {}
         q = self.default_quality if quality is None else int(quality)
         r = {**r, **r.get("by_quality", {}).get(str(q), {})}
         return int(r.get("iters", 0)), int(r.get("top", 8)), float(r.get("alpha", 1000.0))
+
+    def refine_plan(self, quality: int | None, mode: str = "range", refine: int | None = None) -> tuple[int, int, float]:
+        """The refinement an encode at ``quality`` runs: ``refine_settings``, with ``refine``
+        iterations when given, and 0 iterations where refinement does not apply: it weighs bits
+        against squared error with the quality's adaptive-rate multiplier under the index prior
+        and swaps codewords within the model's own codebook, so raw files, models without a
+        prior, untuned qualities and the wide top of the ladder are not refined."""
+        iters, top, alpha = self.refine_settings(quality)
+        if refine is not None:
+            if int(refine) != refine or refine < 0:
+                raise CodecError(f"refine must be a whole number of iterations >= 0, got {refine}")
+            iters = int(refine)
+        if not (mode == "range" and self.prior is not None and self.adaptive_lambda(quality) is not None
+                and self.index_bits(quality) == self.model.config.K_bits):
+            iters = 0
+        return iters, top, alpha
 
     def _encode(self, src: _Prepared, quality: int | None, mode: str, rdoq: float | None,
                 adaptive: bool | None, keep_metadata: bool, work: _EncodeWork, refine: int | None = None) -> bytes:
@@ -545,16 +560,8 @@ class Codec:
         if kb != cfg.K_bits and mode == "range" and self.prior is None:
             raise CodecError(f"quality {q} needs the model's index prior (wide indices), model {self.name} has none")
         escape = self.escape_guess.get(q, 0.5) if kb != cfg.K_bits else 0.5
-        iters, top, alpha = self.refine_settings(q)
-        if refine is not None:
-            if int(refine) != refine or refine < 0:
-                raise CodecError(f"refine must be a whole number of iterations >= 0, got {refine}")
-            iters = int(refine)
-        # refinement weighs bits against squared error with the adaptive layout's multiplier, and
-        # looks codewords up in the model's own codebook (not for the wide top of the ladder)
-        if not (mode == "range" and lam is not None and kb == cfg.K_bits and self.prior is not None):
-            iters = 0
-        top = (top or 8) if iters else 0
+        iters, top, alpha = self.refine_plan(q, mode, refine)
+        top = top if iters else 0
         with self._lock:
             indices, cand, curv = self._block_indices(work, n, rdoq, kb, escape, top)
             if adaptive:
@@ -565,7 +572,7 @@ class Codec:
                 counts = self.pick_counts(se, bits, lam)
                 indices[np.arange(n)[:, None, None] >= counts[None]] = bitstream.SKIP
             if iters:
-                indices = self.refine(work.rgb, indices, cand, curv, lam, iters, alpha or 1000.0)
+                indices = self.refine(work.rgb, indices, cand, curv, lam, iters, alpha)
         header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=kb,
                         m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
                         width=w, height=h, color=src.color, coding=mode, prior="uniform", quality=q)

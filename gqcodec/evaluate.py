@@ -218,16 +218,8 @@ class GQCodecAdapter(Adapter):
 
     def _refine_text(self) -> str:
         """The index refinement the encodes run, as the description says it ("" when none)."""
-        c = self.codec
-        if self.mode != "range":
-            return ""
-        on = {}
-        for q in self.qualities:
-            iters, top, alpha = c.refine_settings(q)
-            iters = iters if self.refine is None else int(self.refine)
-            if iters and c.index_bits(q) == c.model.config.K_bits and c.adaptive_lambda(q) is not None \
-                    and c.prior is not None:
-                on[q] = (iters, top or 8, alpha or 1000.0)
+        plans = {q: self.codec.refine_plan(q, self.mode, self.refine) for q in self.qualities}
+        on = {q: plan for q, plan in plans.items() if plan[0]}
         if not on:
             return ""
         kinds = set(on.values())

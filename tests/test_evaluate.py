@@ -136,7 +136,7 @@ def test_gqcodec_adapter_with_a_fake_codec(tmp_path):
         def adaptive_lambda(self, quality):
             return 100.0 if quality == 1 else None
 
-        def refine_settings(self, quality):
+        def refine_plan(self, quality, mode="range", refine=None):
             return 0, 8, 1000.0
 
         def compress(self, img, quality=None, mode="range", rdoq=None, adaptive=None, refine=None):

@@ -29,10 +29,9 @@ from gqcodec.train import DEFAULT_DATA, list_images, load_pack
 
 
 def refinable(codec: Codec) -> list[int]:
-    """The qualities refinement applies to: range coded in the model's own codebook, with an
-    adaptive-rate multiplier."""
-    kb = codec.model.config.K_bits
-    return [q for q in codec.qualities if codec.index_bits(q) == kb and codec.adaptive_lambda(q) is not None]
+    """The qualities refinement applies to (``Codec.refine_plan``): range coded in the model's own
+    codebook, with an adaptive-rate multiplier."""
+    return [q for q in codec.qualities if codec.refine_plan(q, "range", 1)[0]]
 
 
 def ladder_points(codec: Codec, images, qualities, iters: int) -> dict[int, tuple[float, float]]:
