@@ -92,8 +92,14 @@ class GQVAE(nn.Module):
 
     # -- posterior ---------------------------------------------------------
     def posterior(self, x: torch.Tensor):
-        """``mu, logvar`` of shape (B, C, H/16, W/16) for x in [0, 1] with H, W multiples of 16."""
-        h = self.g_a(x)
+        """``mu, logvar`` of shape (B, C, H/16, W/16) for x in [0, 1] with H, W multiples of 16.
+
+        Under a bf16 autocast (``gqcodec train --precision bf16``) the transforms run in bf16 but
+        the last layer, which makes ``mu`` and ``logvar`` (the TDC's KL and the GQ search read
+        them), stays in float32; outside autocast this is the plain float32 pass."""
+        h = self.g_a[:-1](x)
+        with torch.autocast(h.device.type, enabled=False):
+            h = self.g_a[-1](h.float())
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar.clamp(self.config.logvar_min, self.config.logvar_max)
 
@@ -121,7 +127,10 @@ class GQVAE(nn.Module):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         if keep is not None:
             z = z * self.block_mask(keep, *z.shape[-2:])
-        return {"x_hat": self.g_s(z), "kl": self.block_kl(mu, logvar), "mu": mu, "logvar": logvar}
+        # the first synthesis layer in float32 too (it reads the sampled latent; cheap at stride 16)
+        with torch.autocast(z.device.type, enabled=False):
+            y = self.g_s[0](z)
+        return {"x_hat": self.g_s[1:](y).float(), "kl": self.block_kl(mu, logvar), "mu": mu, "logvar": logvar}
 
     # -- GQ path -----------------------------------------------------------
     def to_rows(self, t: torch.Tensor, n_blocks: int) -> torch.Tensor:

@@ -56,6 +56,7 @@ class TrainConfig:
     val_every: int = 500
     ckpt_every: int = 200
     threads: int = 0                  # 0: torch default
+    precision: str = "fp32"           # "bf16": bf16 autocast + channels_last (weights, optimizer, KL and loss stay float32)
     device: str = "auto"
     seed: int = 0
     init: str = ""                    # weights (.safetensors) or checkpoint (.pt) to start from when no checkpoint exists
@@ -222,7 +223,7 @@ def save_checkpoint(path, model, opt, tdc, step, cfg: TrainConfig, gen: random.R
                     schedule=None):
     atomic_save({
         "phase": phase,
-        "model": model.state_dict(), "optimizer": opt.state_dict(), "tdc": tdc.state_dict(),
+        "model": {k: v.contiguous() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(), "tdc": tdc.state_dict(),
         "step": step, "model_config": model.config.to_dict(), "train_config": dataclasses.asdict(cfg),
         "py_rng": gen.getstate(), "torch_rng": torch.get_rng_state(), "extra": extra or {},
         "schedule": schedule or {},
@@ -272,7 +273,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     del init
     if cfg.phase not in ("vae", "decoder"):
         raise ValueError(f"unknown phase {cfg.phase!r}")
+    if cfg.precision not in ("fp32", "bf16"):
+        raise ValueError(f"unknown precision {cfg.precision!r} (fp32 or bf16)")
+    bf16 = cfg.precision == "bf16"
     model.to(device).train()
+    if bf16:  # oneDNN's bf16 convolutions (AMX/AVX512-BF16 CPUs, GPUs) want channels-last tensors
+        model.to(memory_format=torch.channels_last)
     tdc.to(device)
     if cfg.phase == "decoder":
         model.g_a.requires_grad_(False)
@@ -336,6 +342,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             for g in opt.param_groups:
                 g["lr"] = lr
             x = random_batch(train_imgs, cfg.batch, cfg.crop, gen).to(device)
+            if bf16:
+                x = x.contiguous(memory_format=torch.channels_last)
             keep = None
             if cfg.nested > 0:
                 rand = torch.randint(1, B + 1, (cfg.batch,), device=device)
@@ -346,7 +354,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 mse = F.mse_loss(x_hat, x)
                 loss = cfg.lmbda * 255**2 * mse
             else:
-                out = model(x, keep)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    out = model(x, keep)
                 mse = F.mse_loss(out["x_hat"], x)
                 kl = out["kl"]
                 rate = tdc(kl) * B / STRIDE**2  # bits per pixel scale

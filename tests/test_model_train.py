@@ -231,3 +231,50 @@ def test_sigterm_checkpoints_the_current_step_and_stops(tmp_path, monkeypatch):
     assert last["step"] == 3 and last["stopped"] == "signal 15"
     assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 3
     assert signal.getsignal(signal.SIGTERM) == before     # the caller's handler is back
+
+
+def test_bf16_autocast_keeps_the_posterior_and_outputs_float32(tiny_model):
+    x = torch.rand(2, 3, 32, 48)
+    mu, logvar = tiny_model.posterior(x)
+    ref = tiny_model.g_a(x).chunk(2, dim=1)[0]
+    assert torch.equal(mu, ref)  # outside autocast: the plain float32 pass, bit for bit
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        mu16, logvar16 = tiny_model.posterior(x)
+        torch.manual_seed(0)
+        out16 = tiny_model(x, keep=torch.tensor([1, 2]))
+    with torch.no_grad():
+        torch.manual_seed(0)
+        out = tiny_model(x, keep=torch.tensor([1, 2]))
+    # the layer making mu/logvar runs in float32 even under autocast; its input came through bf16
+    assert mu16.dtype == logvar16.dtype == out16["x_hat"].dtype == out16["kl"].dtype == torch.float32
+    assert (mu16 - mu).abs().max() < 0.05 * mu.abs().max() + 1e-3
+    assert (out16["x_hat"] - out["x_hat"]).abs().max() < 0.05
+    assert torch.allclose(out16["kl"], out["kl"], rtol=0.05, atol=0.05)
+
+
+def test_bf16_training_runs_resumes_in_fp32_and_checkpoints_plain_tensors(tmp_path, monkeypatch):
+    from gqcodec import layers
+
+    seen = set()  # dtypes the GDN layers receive while training
+    gdn_forward = layers.GDN.forward
+    monkeypatch.setattr(layers.GDN, "forward", lambda self, x: (seen.add(x.dtype), gdn_forward(self, x))[1])
+    data = tmp_path / "data"
+    _write_images(data)
+    run = tmp_path / "run"
+    cfg = TrainConfig(data=str(data), run_dir=str(run), steps=20, batch=2, crop=32, lr=1e-3, holdout=1,
+                      log_every=5, val_every=20, ckpt_every=10, threads=1, device="cpu", model=TINY,
+                      precision="bf16")
+    last = train(cfg, progress=False)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in log) and log[-1]["loss"] < log[0]["loss"]
+    assert np.isfinite(last["val_psnr_gq_2"])
+    assert torch.bfloat16 in seen  # the transforms did run in bf16 (validation runs them in float32)
+    ck = torch.load(run / "ckpt.pt", weights_only=False)
+    assert ck["train_config"]["precision"] == "bf16"
+    # channels-last training, but the checkpoint holds plain contiguous float32 weights
+    assert all(v.is_contiguous() and v.dtype != torch.bfloat16 for v in ck["model"].values())
+    # the same run resumes in float32
+    train(TrainConfig(**{**cfg.__dict__, "steps": 24, "precision": "fp32"}), progress=False)
+    assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 24
+    with pytest.raises(ValueError, match="precision"):
+        train(TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "x"), "precision": "fp16"}), progress=False)
