@@ -10,7 +10,7 @@
 # tool returns files of at most 16 MiB). Back here: cat ckpt.part-* > ckpt.pt.
 # Settings (environment): LIMIT_S (the run's training seconds over all calls, default 480), BATCH (32), CROP (192), LR (6e-5), LR_END (5e-6),
 # STEPS (a cap, default 1000000), INIT (the default model's weights), PACK (.trainpack), DEVICE (cuda),
-# RUN (.devrun/run), PYTHON (python3).
+# RUN (.devrun/run), PYTHON (python3), PRECISION (fp32; bf16 = gqcodec train --precision bf16, not yet measured on a GPU).
 set -u -o pipefail
 : "${OUT:?OUT is not set: run this through the device tool, or set OUT to a folder for the results}"
 cd "$(dirname "$0")/.."
@@ -18,6 +18,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 LIMIT_S=${LIMIT_S:-480}; BATCH=${BATCH:-32}; CROP=${CROP:-192}; LR=${LR:-6e-5}; LR_END=${LR_END:-5e-6}
 STEPS=${STEPS:-1000000}; PACK=${PACK:-.trainpack}; DEVICE=${DEVICE:-cuda}; RUN=${RUN:-.devrun/run}
+PRECISION=${PRECISION:-fp32}
 INIT=${INIT:-$($PY -c 'from gqcodec import zoo; print(zoo.weights_path())')} || exit 1
 
 if [ -d .whl ]; then  # wheels of packages the device image lacks (device README)
@@ -37,7 +38,7 @@ grep -q '"search_matches": true' "$OUT/device_check.json" || { VAL=0; echo "GQ s
 mkdir -p "$RUN"
 $PY -m gqcodec.cli train --run-dir "$RUN" --data "$PACK" --device "$DEVICE" --batch "$BATCH" --crop "$CROP" \
   --lr "$LR" --lr-end "$LR_END" --steps "$STEPS" --time-limit "$LIMIT_S" --init "$INIT" \
-  --val-every "$VAL" --ckpt-every 1000 --log-every 100 --no-progress > "$OUT/train.log" 2>&1
+  --precision "$PRECISION" --val-every "$VAL" --ckpt-every 1000 --log-every 100 --no-progress > "$OUT/train.log" 2>&1
 rc=$?
 tail -n 1 "$OUT/train.log"
 [ -f "$RUN/ckpt.pt" ] && split -b 15M -d "$RUN/ckpt.pt" "$OUT/ckpt.part-"
