@@ -195,6 +195,29 @@ def load_tdc(tdc: TDC, state: dict) -> None:
             getattr(tdc, k).copy_(torch.as_tensor(v).float().mean().expand_as(getattr(tdc, k)))
 
 
+def use_precision(model: GQVAE, precision: str) -> bool:
+    """Check ``precision`` ("fp32" or "bf16") and prepare ``model`` for it; True for bf16, whose
+    oneDNN convolutions (AMX/AVX512-BF16 CPUs, GPUs) want channels-last tensors."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"unknown precision {precision!r} (fp32 or bf16)")
+    if precision == "bf16":
+        model.to(memory_format=torch.channels_last)
+    return precision == "bf16"
+
+
+def vae_loss(model: GQVAE, tdc: TDC, x: torch.Tensor, keep: torch.Tensor | None, lmbda: float, bf16: bool):
+    """The VAE phase's loss of one batch, ``lmbda * 255^2 * MSE + TDC rate`` (the rate at bits per
+    pixel scale), with the transforms under a bf16 autocast when ``bf16``; returns ``(loss, mse, kl)``."""
+    if bf16:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(x, keep)
+    mse = F.mse_loss(out["x_hat"], x)
+    kl = out["kl"]
+    rate = tdc(kl) * model.config.blocks / STRIDE**2
+    return lmbda * 255**2 * mse + rate, mse, kl
+
+
 def decode_codewords(model: GQVAE, x: torch.Tensor, keep: torch.Tensor | None):
     """Decoder fine-tuning pass: reconstruction from the GQ codewords of a frozen encoder.
 
@@ -273,12 +296,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     del init
     if cfg.phase not in ("vae", "decoder"):
         raise ValueError(f"unknown phase {cfg.phase!r}")
-    if cfg.precision not in ("fp32", "bf16"):
-        raise ValueError(f"unknown precision {cfg.precision!r} (fp32 or bf16)")
-    bf16 = cfg.precision == "bf16"
     model.to(device).train()
-    if bf16:  # oneDNN's bf16 convolutions (AMX/AVX512-BF16 CPUs, GPUs) want channels-last tensors
-        model.to(memory_format=torch.channels_last)
+    bf16 = use_precision(model, cfg.precision)
     tdc.to(device)
     if cfg.phase == "decoder":
         model.g_a.requires_grad_(False)
@@ -342,8 +361,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             for g in opt.param_groups:
                 g["lr"] = lr
             x = random_batch(train_imgs, cfg.batch, cfg.crop, gen).to(device)
-            if bf16:
-                x = x.contiguous(memory_format=torch.channels_last)
             keep = None
             if cfg.nested > 0:
                 rand = torch.randint(1, B + 1, (cfg.batch,), device=device)
@@ -354,12 +371,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 mse = F.mse_loss(x_hat, x)
                 loss = cfg.lmbda * 255**2 * mse
             else:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    out = model(x, keep)
-                mse = F.mse_loss(out["x_hat"], x)
-                kl = out["kl"]
-                rate = tdc(kl) * B / STRIDE**2  # bits per pixel scale
-                loss = cfg.lmbda * 255**2 * mse + rate
+                loss, mse, kl = vae_loss(model, tdc, x, keep, cfg.lmbda, bf16)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -3,8 +3,8 @@
 
     python tools/bench_train.py [--threads 2] [--batch 8] [--crop 128] [--repeats 5]
 
-One full training step of the shipped default model (forward with nested dropout, MSE + TDC
-rate, backward, gradient clipping, Adam) on crops of the training pack (random pixels if the
+One full training step of the shipped default model (``gqcodec.train.vae_loss`` with every
+block kept, backward, gradient clipping, Adam) on crops of the training pack (random pixels if the
 pack is not there), each precision timed on the same batches, interleaved repeat by repeat.
 Also the agreement of the bf16 gradient with the float32 one on one batch, next to the
 agreement of two float32 gradients that differ only in the posterior sample (the noise SGD
@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from gqcodec import zoo
-from gqcodec.model import STRIDE, GQVAE
+from gqcodec.model import GQVAE
 from gqcodec.quantizer import TDC
-from gqcodec.train import DEFAULT_DATA, list_images, load_pack, load_tdc, random_batch, read_init
+from gqcodec.train import DEFAULT_DATA, list_images, load_pack, load_tdc, random_batch, read_init, TrainConfig, use_precision, vae_loss
 
 
 def main() -> None:
@@ -52,23 +52,17 @@ def main() -> None:
         model = GQVAE(config)
         model.load_state_dict(state)
         model.train()
-        if prec == "bf16":
-            model.to(memory_format=torch.channels_last)
+        bf16 = use_precision(model, prec)
         tdc = TDC(config.K_bits, groups=config.blocks)
         load_tdc(tdc, init["tdc"])
         opt = torch.optim.Adam(model.parameters(), lr=1e-6)
-        runs[prec] = (model, tdc, opt)
+        runs[prec] = (model, tdc, opt, bf16)
 
     def step(prec, x, seed=0, update=True):
-        model, tdc, opt = runs[prec]
-        bf16 = prec == "bf16"
-        if bf16:
-            x = x.contiguous(memory_format=torch.channels_last)
+        model, tdc, opt, bf16 = runs[prec]
         torch.manual_seed(seed)
         keep = torch.full((x.shape[0],), config.blocks)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x, keep)
-        loss = 0.01 * 255**2 * F.mse_loss(out["x_hat"], x) + tdc(out["kl"]) * config.blocks / STRIDE**2
+        loss = vae_loss(model, tdc, x, keep, TrainConfig.lmbda, bf16)[0]  # gqcodec train's default --lmbda
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
