@@ -44,3 +44,15 @@ def test_shipping_over_an_installed_model_needs_replace():
         ship.check_new_name(reg, "gq-a", replace=False)
     ship.check_new_name(reg, "gq-a", replace=True)
     ship.check_new_name(reg, "gq-b", replace=False)
+
+
+def test_intermediate_runs_count_in_the_total():
+    parent = {"training": {"steps": 10415, "crops_seen": 83320, "wall_hours": 2.94,
+                           "total": {"steps": 40466, "crops_seen": 323728, "wall_hours": 10.3}}}
+    via = [{"run": "a", "steps": 593, "crops_seen": 4744, "wall_hours": 0.15, "precision": "fp32"},
+           {"run": "b", "steps": 3551, "crops_seen": 28408, "wall_hours": 0.41, "precision": "bf16"}]
+    out = ship.with_parent({"steps": 9000, "crops_seen": 72000, "wall_hours": 1.2}, parent, "gq-r4", via)
+    assert out["warm_start"]["via"] == via and out["warm_start"]["steps"] == 10415
+    assert out["total"] == {"steps": 40466 + 593 + 3551 + 9000, "crops_seen": 323728 + 4744 + 28408 + 72000,
+                            "wall_hours": round(10.3 + 0.15 + 0.41 + 1.2, 2)}
+    assert "via" not in ship.with_parent({"steps": 1}, parent, "gq-r4")["warm_start"]

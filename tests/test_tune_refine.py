@@ -3,6 +3,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 spec = importlib.util.spec_from_file_location("tune_refine", Path(__file__).parent.parent / "tools" / "tune_refine.py")
 tune = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tune)
@@ -30,3 +32,27 @@ def test_run_on_a_tiny_model_writes_the_registry(tmp_path, monkeypatch, capsys):
         assert codec.Codec("tiny").refine_settings(1) == (chosen["iters"], 8, chosen["alpha"])
     zoo._cache.clear()
     codec._codecs.clear()
+
+
+def test_inherit_copies_the_parents_setting(tmp_path, monkeypatch):
+    from fakezoo import install
+
+    from gqcodec import zoo
+
+    install(tmp_path / "w", monkeypatch)
+    reg = zoo.read_registry()
+    reg["models"]["tiny"]["refine"] = {"iters": 0, "top": 8, "alpha": 1400.0}
+    reg["models"]["tiny-2"] = {k: v for k, v in reg["models"]["tiny"].items() if k != "refine"}
+    zoo.save_registry(reg)
+    tune.main(["--model", "tiny-2", "--inherit", "tiny", "--write"])
+    e = json.loads((tmp_path / "w" / "registry.json").read_text())["models"]
+    assert e["tiny-2"]["refine"] == {"iters": 0, "top": 8, "alpha": 1400.0, "inherited_from": "tiny"}
+    assert e["tiny"]["refine"] == {"iters": 0, "top": 8, "alpha": 1400.0}
+    with pytest.raises(SystemExit, match="unknown model tiny-3"):
+        tune.main(["--model", "tiny-2", "--inherit", "tiny-3"])
+    reg = zoo.read_registry()
+    del reg["models"]["tiny"]["refine"]
+    zoo.save_registry(reg)
+    with pytest.raises(SystemExit, match="no tuned refinement"):
+        tune.main(["--model", "tiny-2", "--inherit", "tiny"])
+    zoo._cache.clear()

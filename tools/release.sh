@@ -15,14 +15,21 @@ cd "$(dirname "$0")/.."
 ckpt=${1:?usage: tools/release.sh CKPT NAME [PARENT]}
 name=${2:?usage: tools/release.sh CKPT NAME [PARENT]}
 parent=${3:-}
+# VIA: intermediate run folders between PARENT and CKPT (training order), counted in the training record.
+# REFINE_FROM=MODEL: copy MODEL's refinement setting instead of re-measuring it (refinement is opt-in).
+via=(); for v in ${VIA:-}; do via+=(--via "$v"); done
 # run one step and say how long it took (session 17's release: 2 + 4.5 + 10.5 + 6.5 + 2 + 7 + 45 min)
 step() { local t0=$SECONDS; "$@"; echo "release.sh: $(( (SECONDS - t0) / 60 )) min $(( (SECONDS - t0) % 60 )) s: $*" >&2; }
-step python tools/ship_model.py --ckpt "$ckpt" --name "$name" --default ${parent:+--parent "$parent"}
+step python tools/ship_model.py --ckpt "$ckpt" --name "$name" --default ${parent:+--parent "$parent"} ${via[@]+"${via[@]}"}
 for rd in ${RDOQ_STEPS:-2:600 2.5:1400}; do
   step python tools/rdoq_prior.py --model "$name" --gamma "${rd%%:*}" --images "${rd##*:}"
 done
 step python tools/tune_rdoq.py --model "$name" --gammas 0,0.5,1,1.5,2,2.5,3,3.5,4 --write
 step python tools/tune_adaptive.py --model "$name" --images 32 --write
-step python tools/tune_refine.py --model "$name" --images ${REFINE_IMAGES:-12} --write
+if [ -n "${REFINE_FROM:-}" ]; then
+  step python tools/tune_refine.py --model "$name" --inherit "$REFINE_FROM" --write
+else
+  step python tools/tune_refine.py --model "$name" --images ${REFINE_IMAGES:-12} --write
+fi
 step python tools/tune_wide.py --model "$name" --write "${WIDE:-8=18,1.5,300 9=18,1,150 10=20,0.5,74.4}"
 step bash tools/eval_release.sh "$name"

@@ -52,13 +52,17 @@ def check_new_name(reg: dict, name: str, replace: bool) -> None:
                          "Ship the new weights under a new name (e.g. with --parent), or pass --replace")
 
 
-def with_parent(summary: dict, parent: dict, name: str) -> dict:
-    """Training summary of a warm-started run plus the budget its parent had already spent."""
+def with_parent(summary: dict, parent: dict, name: str, via: list[dict] = ()) -> dict:
+    """Training summary of a warm-started run plus the budget its parent had already spent and that
+    of the intermediate runs ``via`` (parent -> via[0] -> ... -> this run, each warm-started from the last)."""
     p = parent.get("training", {})
     summary["warm_start"] = {"from": name, **{k: p[k] for k in ("steps", "crops_seen", "wall_hours", "hardware") if k in p}}
+    if via:
+        summary["warm_start"]["via"] = list(via)
     # the parent may itself be a warm start: its "total" already includes its own parents
     before = p.get("total", p)
-    total = {k: summary.get(k, 0) + before.get(k, 0) for k in ("steps", "crops_seen", "wall_hours")}
+    total = {k: summary.get(k, 0) + before.get(k, 0) + sum(v.get(k, 0) for v in via)
+             for k in ("steps", "crops_seen", "wall_hours")}
     total["wall_hours"] = round(total["wall_hours"], 2)
     summary["total"] = total
     return summary
@@ -69,7 +73,7 @@ def training_summary(run_dir: Path, ckpt: dict) -> dict:
         if (run_dir / "log.jsonl").exists() else []
     cfg = ckpt.get("train_config", {})
     out = {"steps": int(ckpt["step"]), "batch": cfg.get("batch"), "crop": cfg.get("crop"),
-           "crops_seen": int(ckpt["step"]) * int(cfg.get("batch", 0)),
+           "crops_seen": int(ckpt["step"]) * int(cfg.get("batch", 0)), "precision": cfg.get("precision", "fp32"),
            "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if not torch.cuda.is_available()
            else torch.cuda.get_device_name(0)}
     if log:
@@ -121,6 +125,9 @@ def main():
     ap.add_argument("--description", default=None, help="registry description (default: from the config)")
     ap.add_argument("--parent", default=None, help="shipped model this run was warm-started (or grown) from; "
                     "its training budget is added to the record")
+    ap.add_argument("--via", action="append", default=[], metavar="RUN_DIR",
+                    help="an intermediate run between --parent and this checkpoint (repeat, in training order): "
+                    "its steps, crops and wall time are added to the record")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--prior-images", type=int, default=600)
     ap.add_argument("--alpha", type=float, default=0.1, help="add-alpha smoothing of the index histograms")
@@ -167,7 +174,15 @@ def main():
     if args.parent:
         if args.parent not in reg["models"]:
             raise SystemExit(f"--parent {args.parent} is not in the registry")
-        summary = with_parent(summary, reg["models"][args.parent], args.parent)
+        via = []
+        for run_dir in args.via:
+            vck = torch.load(Path(run_dir) / "ckpt.pt", map_location="cpu", weights_only=False)
+            v = training_summary(Path(run_dir), vck)
+            via.append({"run": Path(run_dir).name, **{k: v[k] for k in ("steps", "crops_seen", "wall_hours", "precision")
+                                                       if k in v}})
+        summary = with_parent(summary, reg["models"][args.parent], args.parent, via)
+    elif args.via:
+        raise SystemExit("--via needs --parent (the shipped model the first intermediate run started from)")
     reg["models"][args.name] = {
         "description": args.description or describe(cfg, args.parent,
                                                     reg["models"].get(args.parent, {}).get("config") if args.parent else None),

@@ -13,6 +13,9 @@ when the caller does not ask (``--default-iters``, 0 by default: refinement is o
 of rate; 0 also when no alpha gains); ``gqcodec compress --refine N`` uses the tuned alpha and top.
 
     python tools/tune_refine.py --model NAME --images 12 --alphas 700,1000,1400 [--write]
+
+``--inherit MODEL`` skips the measurement and copies MODEL's tuned setting (marked
+``inherited_from``), for a release whose parent was tuned and whose refinement stays opt-in.
 """
 from __future__ import annotations
 
@@ -51,6 +54,23 @@ def ladder_points(codec: Codec, images, qualities, iters: int) -> dict[int, tupl
     return {q: (bits[q] / pixels, metrics.psnr_from_mse(se[q] / values)) for q in qualities}
 
 
+def inherit(name: str | None, source: str, write: bool) -> None:
+    """Give model ``name`` (default: the default model) the refinement setting ``source`` was tuned to."""
+    reg = zoo.read_registry()
+    name = name or reg.get("default")
+    for n in (name, source):
+        if n not in reg["models"]:
+            raise SystemExit(f"unknown model {n}")
+    if "refine" not in reg["models"][source]:
+        raise SystemExit(f"model {source} has no tuned refinement setting to inherit")
+    setting = {**reg["models"][source]["refine"], "inherited_from": source}
+    print(json.dumps(setting))
+    if write:
+        reg["models"][name]["refine"] = setting
+        zoo.save_registry(reg)
+        print(f"registry: {name} refine = {setting}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
@@ -63,7 +83,12 @@ def main(argv=None) -> None:
     ap.add_argument("--top", type=int, default=8, help="candidate codewords per block")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="store the chosen setting in the registry")
+    ap.add_argument("--inherit", default=None, metavar="MODEL",
+                    help="copy MODEL's tuned setting instead of measuring (e.g. a release's parent)")
     a = ap.parse_args(argv)
+    if a.inherit:
+        inherit(a.model, a.inherit, a.write)
+        return
     torch.set_num_threads(a.threads)
     codec = Codec(a.model)
     if codec.prior is None:
