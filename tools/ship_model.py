@@ -92,6 +92,12 @@ def training_summary(run_dir: Path, ckpt: dict) -> dict:
     return out
 
 
+def run_record(run_dir: Path) -> dict:
+    """An intermediate run's entry in ``warm_start.via``: its name, steps, crops, wall time, precision."""
+    v = training_summary(run_dir, torch.load(run_dir / "ckpt.pt", map_location="cpu", weights_only=False))
+    return {"run": run_dir.name, **{k: v[k] for k in ("steps", "crops_seen", "wall_hours", "precision") if k in v}}
+
+
 def choose_beta(model: GQVAE, data: str, n_images: int = 8, betas=(1.0, 2.0)) -> tuple[float, dict]:
     """GQ-quantized PSNR (mean over the ladder) and codebook usage per beta on the last
     ``n_images`` of the pack (training holds back the last 8)."""
@@ -138,7 +144,14 @@ def main():
                     "(its files stop decoding)")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
-    check_new_name(zoo.read_registry(), args.name, args.replace)
+    reg = zoo.read_registry()
+    check_new_name(reg, args.name, args.replace)
+    # checked (and the intermediate runs read) before minutes of export and prior measurement
+    if args.parent and args.parent not in reg["models"]:
+        raise SystemExit(f"--parent {args.parent} is not in the registry")
+    if args.via and not args.parent:
+        raise SystemExit("--via needs --parent (the shipped model the first intermediate run started from)")
+    via = [run_record(Path(run_dir)) for run_dir in args.via]
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -172,17 +185,7 @@ def main():
     cfg = model.config
     summary = training_summary(Path(args.run_dir or Path(args.ckpt).parent), ckpt)
     if args.parent:
-        if args.parent not in reg["models"]:
-            raise SystemExit(f"--parent {args.parent} is not in the registry")
-        via = []
-        for run_dir in args.via:
-            vck = torch.load(Path(run_dir) / "ckpt.pt", map_location="cpu", weights_only=False)
-            v = training_summary(Path(run_dir), vck)
-            via.append({"run": Path(run_dir).name, **{k: v[k] for k in ("steps", "crops_seen", "wall_hours", "precision")
-                                                       if k in v}})
         summary = with_parent(summary, reg["models"][args.parent], args.parent, via)
-    elif args.via:
-        raise SystemExit("--via needs --parent (the shipped model the first intermediate run started from)")
     reg["models"][args.name] = {
         "description": args.description or describe(cfg, args.parent,
                                                     reg["models"].get(args.parent, {}).get("config") if args.parent else None),

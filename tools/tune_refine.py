@@ -66,9 +66,15 @@ def inherit(name: str | None, source: str, write: bool) -> None:
     setting = {**reg["models"][source]["refine"], "inherited_from": source}
     print(json.dumps(setting))
     if write:
-        reg["models"][name]["refine"] = setting
-        zoo.save_registry(reg)
-        print(f"registry: {name} refine = {setting}")
+        store(name, setting)
+
+
+def store(name: str, setting: dict) -> None:
+    """Write model ``name``'s refinement setting into the registry."""
+    reg = zoo.read_registry()
+    reg["models"][name]["refine"] = setting
+    zoo.save_registry(reg)
+    print(f"registry: {name} refine = {setting}")
 
 
 def main(argv=None) -> None:
@@ -120,10 +126,7 @@ def main(argv=None) -> None:
                "qualities": qs, "images": f"last {len(images)} of the training pack"}
     print(json.dumps(setting))
     if a.write:
-        reg = zoo.read_registry()
-        reg["models"][codec.name]["refine"] = setting
-        zoo.save_registry(reg)
-        print(f"registry: {codec.name} refine = {setting}")
+        store(codec.name, setting)
 
 
 if __name__ == "__main__":
