@@ -222,7 +222,8 @@ def models(as_json):
         star = " (default)" if name == reg.get("default") else ""
         click.echo(f"{name}{star}: {e.get('description', '')}")
         if e.get("superseded_by"):
-            click.echo(f"  superseded by {e['superseded_by']}; kept installed so that its files decode")
+            kept = "its decoder is" if e.get("decoder_only") else "kept"
+            click.echo(f"  superseded by {e['superseded_by']}; {kept} installed so that its files decode")
         kodak = {int(r["quality"]): r for r in e.get("kodak", [])}
         click.echo(f"  {'quality':>7} {'blocks':>6} {'K':>4} {'RDOQ':>5} {'raw bpp':>8} {'Kodak bpp':>9} {'PSNR dB':>8}"
                    f" {'MS-SSIM':>8} {'adaptive λ':>10}")

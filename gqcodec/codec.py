@@ -90,6 +90,12 @@ class Codec:
         self._empty: dict = {}  # one latent size at a time (see empty_decode)
         self._lock = threading.Lock()
 
+    def _require_encoder(self) -> None:
+        if self.model.decoder_only:
+            newer = self.entry.get("superseded_by")
+            raise CodecError(f"model {self.name} is installed for decoding only (a superseded release kept so that "
+                             f"its files decode); compress with {newer or 'the default model'}")
+
     @property
     def qualities(self) -> list[int]:
         return sorted(self.ladder)
@@ -462,6 +468,7 @@ class Codec:
         model's setting, 0: off). Encoder only; it applies to range-coded qualities that search
         the model's own codebook and have an adaptive-rate multiplier.
         """
+        self._require_encoder()
         if max_bytes is not None or max_bpp is not None:
             if quality is not None:
                 raise CodecError("give a quality or a size limit (max_bytes / max_bpp), not both")
@@ -478,6 +485,7 @@ class Codec:
         the same codebook with the same RDOQ strength share their work (the leading blocks'
         searches and the adaptive layout's decodes), so the ladder's narrow qualities together
         cost about what the largest of them costs alone."""
+        self._require_encoder()
         qs = self.qualities if qualities is None else [int(q) for q in qualities]
         src = self._prepare(image)
         work = _EncodeWork(self._rgb(src))
@@ -591,6 +599,7 @@ class Codec:
         was encoded and measured to fit is returned; CodecError when even the lowest quality
         does not fit.
         """
+        self._require_encoder()
         if (max_bytes is None) == (max_bpp is None):
             raise CodecError("give exactly one of max_bytes and max_bpp")
         src = self._prepare(image)

@@ -97,11 +97,24 @@ class GQVAE(nn.Module):
         Under a bf16 autocast (``gqcodec train --precision bf16``) the transforms run in bf16 but
         the last layer, which makes ``mu`` and ``logvar`` (the TDC's KL and the GQ search read
         them), stays in float32; outside autocast this is the plain float32 pass."""
+        if self.g_a is None:
+            raise ValueError("this model holds only its decoder (a superseded release kept so that its files "
+                             "decode); encode with the default model")
         h = self.g_a[:-1](x)
         with torch.autocast(h.device.type, enabled=False):
             h = self.g_a[-1](h.float())
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar.clamp(self.config.logvar_min, self.config.logvar_max)
+
+    @property
+    def decoder_only(self) -> bool:
+        """True for a model loaded from a decoder-only weights file (``drop_encoder``)."""
+        return self.g_a is None
+
+    def drop_encoder(self) -> "GQVAE":
+        """Remove the analysis transform (what a decoder-only weights file leaves out)."""
+        self.g_a = None
+        return self
 
     def block_kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """Per-block KL in bits, shape (B, blocks, h, w)."""

@@ -163,6 +163,9 @@ def read_init(path: str) -> dict:
     from .zoo import load_weights, read_metadata  # local import: zoo depends on safetensors
 
     m = load_weights(path)
+    if m.decoder_only:
+        raise ValueError(f"{path} holds only a decoder (a superseded release kept so that its files decode); "
+                         "warm-start from the default model's weights or a checkpoint")
     extra = json.loads(read_metadata(path).get("extra", "{}"))
     return {"config": m.config, "model": m.state_dict(),
             "tdc": {k: torch.tensor(v) for k, v in extra.get("tdc", {}).items()}, "step": extra.get("step")}

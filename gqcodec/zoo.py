@@ -54,9 +54,24 @@ def load_weights(path: str | Path, device: str = "cpu") -> GQVAE:
     if "config" not in meta:
         raise ValueError(f"{path}: not a gqcodec weights file (no config in metadata)")
     model = GQVAE(GQConfig.from_dict(json.loads(meta["config"])))
+    if meta.get("decoder_only") == "1":
+        model.drop_encoder()
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
+
+
+def strip_encoder(src: str | Path, dst: str | Path) -> None:
+    """Write ``src``'s weights without the analysis transform (``g_a``) to ``dst``: a decoder-only
+    file, marked ``decoder_only`` in its metadata. The decoder's tensors are copied unchanged."""
+    meta = read_metadata(src)
+    if "config" not in meta:
+        raise ValueError(f"{src}: not a gqcodec weights file (no config in metadata)")
+    state = {k: v for k, v in load_file(str(src)).items() if not k.startswith("g_a.")}
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    save_file(state, str(tmp), metadata={**meta, "decoder_only": "1"})
+    tmp.replace(dst)
 
 
 def weights_digest(path: str | Path) -> str:
@@ -178,7 +193,10 @@ def model_hash(name: str | None = None) -> bytes:
 
         cfg = GQConfig.from_dict(json.loads(read_metadata(WEIGHTS_DIR / e["weights"])["config"]))
         h = hashlib.sha256()
-        h.update(weights_digest(WEIGHTS_DIR / e["weights"]).encode())
+        digest = weights_digest(WEIGHTS_DIR / e["weights"])
+        if e.get("decoder_only") and digest == e.get("decoder_digest"):
+            digest = e["weights_digest"]  # the full model's, which its files were written with
+        h.update(digest.encode())
         h.update(codebook_hash(cfg.seed, cfg.K, cfg.m).encode())
         prior = load_prior(e["name"])
         h.update(prior.sha256().encode() if prior is not None else b"no-prior")
