@@ -2,7 +2,7 @@
 # Ship a checkpoint and regenerate every published number from it:
 #   tools/release.sh CKPT NAME [PARENT]   (PARENT: the shipped model a warm-started run grew from)
 # NAME must be new: .gqc files name their model and carry its hash, so the old model stays
-# installed (marked superseded_by NAME) and its files keep decoding.
+# installed (marked superseded_by NAME, its decoder only) and its files keep decoding.
 # 1. fp16 weights + index prior + registry entry (tools/ship_model.py)
 # 2. the prior re-measured under rate-optimised quantization (tools/rdoq_prior.py, one run per
 #    "gamma:images" step of RDOQ_STEPS), the encoder's RDOQ strength (tools/tune_rdoq.py) and the
@@ -10,6 +10,7 @@
 #    and the wide-codebook top of the ladder (tools/tune_wide.py; WIDE = QUALITY=K_bits,rdoq,lambda
 #    settings; it runs last because the two tuners above treat every quality as narrow)
 # 3. Kodak evaluation, registry numbers, RD plot and BD table (tools/eval_release.sh)
+# 4. PARENT reduced to its decoder (tools/decoder_only.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ckpt=${1:?usage: tools/release.sh CKPT NAME [PARENT]}
@@ -33,3 +34,5 @@ else
 fi
 step python tools/tune_wide.py --model "$name" --write "${WIDE:-8=18,1.5,300 9=18,1,150 10=20,0.5,74.4}"
 step bash tools/eval_release.sh "$name"
+# 4. the parent, now superseded, keeps only its decoder (its files still decode; tools/decoder_only.py)
+if [ -n "$parent" ]; then step python tools/decoder_only.py "$parent"; fi
