@@ -91,10 +91,9 @@ class Codec:
         self._lock = threading.Lock()
 
     def _require_encoder(self) -> None:
-        if self.model.decoder_only:
-            newer = self.entry.get("superseded_by")
+        if self.model.decoder_only:  # superseded_by may itself be superseded: name the default
             raise CodecError(f"model {self.name} is installed for decoding only (a superseded release kept so that "
-                             f"its files decode); compress with {newer or 'the default model'}")
+                             f"its files decode); compress with {zoo.default_name()}")
 
     @property
     def qualities(self) -> list[int]:
