@@ -51,6 +51,7 @@ class TrainConfig:
     tdc_quantile: float = 0.99        # adapt lam_max/lam_min on this KL quantile (reference: 1.0 = max/min)
     tdc_groups: bool = True           # one set of TDC multipliers per block group
     nested: float = 0.5               # probability of a random block prefix per sample
+    nested_depths: tuple = ()         # prefix lengths to draw from (uniformly); empty: 1..blocks
     holdout: int = 8                  # images held back for validation
     log_every: int = 50
     val_every: int = 500
@@ -63,6 +64,18 @@ class TrainConfig:
     phase: str = "vae"                # "vae": TDC training; "decoder": encoder frozen, decoder fine-tuned on GQ codewords
     max_images: int = 0               # 0: all
     model: dict = field(default_factory=dict)  # GQConfig fields
+
+
+def draw_keep(cfg: TrainConfig, B: int, device) -> torch.Tensor:
+    """Blocks kept per sample of a batch under nested dropout: with probability ``cfg.nested`` a
+    random prefix length (uniform over 1..B, or over ``cfg.nested_depths``), else all B."""
+    if cfg.nested_depths:
+        depths = torch.tensor(cfg.nested_depths, device=device)
+        rand = depths[torch.randint(0, len(depths), (cfg.batch,), device=device)]
+    else:
+        rand = torch.randint(1, B + 1, (cfg.batch,), device=device)
+    use = torch.rand(cfg.batch, device=device) < cfg.nested
+    return torch.where(use, rand, torch.full_like(rand, B))
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -329,6 +342,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     val_imgs = load_pack(files[len(files) - hold:], STRIDE) if hold else []
 
     B = mcfg.blocks
+    if any(not 1 <= int(d) <= B for d in cfg.nested_depths):
+        raise ValueError(f"nested depths must lie in 1..{B} (the model's blocks), got {list(cfg.nested_depths)}")
     log_path = run / "log.jsonl"
     bar = None
     if progress:
@@ -364,11 +379,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             for g in opt.param_groups:
                 g["lr"] = lr
             x = random_batch(train_imgs, cfg.batch, cfg.crop, gen).to(device)
-            keep = None
-            if cfg.nested > 0:
-                rand = torch.randint(1, B + 1, (cfg.batch,), device=device)
-                use = torch.rand(cfg.batch, device=device) < cfg.nested
-                keep = torch.where(use, rand, torch.full_like(rand, B))
+            keep = draw_keep(cfg, B, device) if cfg.nested > 0 else None
             if cfg.phase == "decoder":
                 x_hat, kl = decode_codewords(model, x, keep)
                 mse = F.mse_loss(x_hat, x)

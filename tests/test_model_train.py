@@ -278,3 +278,24 @@ def test_bf16_training_runs_resumes_in_fp32_and_checkpoints_plain_tensors(tmp_pa
     assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 24
     with pytest.raises(ValueError, match="precision"):
         train(TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "x"), "precision": "fp16"}), progress=False)
+
+
+def test_nested_depths_draw_only_the_given_prefixes(tmp_path):
+    from gqcodec.train import draw_keep
+
+    torch.manual_seed(0)
+    keep = torch.cat([draw_keep(TrainConfig(batch=1000, nested=0.5, nested_depths=(2, 6, 15)), 20, "cpu")
+                      for _ in range(4)])
+    counts = {int(v): int((keep == v).sum()) for v in keep.unique()}
+    assert set(counts) == {2, 6, 15, 20}
+    assert 1800 < counts[20] < 2200 and all(550 < counts[d] < 780 for d in (2, 6, 15))
+    keep = draw_keep(TrainConfig(batch=4000, nested=1.0), 20, "cpu")   # default: any of 1..20
+    assert set(keep.unique().tolist()) == set(range(1, 21))
+    data = tmp_path / "data"
+    _write_images(data)
+    cfg = TrainConfig(data=str(data), run_dir=str(tmp_path / "run"), steps=2, batch=2, crop=32, holdout=1,
+                      threads=1, device="cpu", model=TINY, nested_depths=(1, 3))   # TINY has 2 blocks
+    with pytest.raises(ValueError, match=r"nested depths must lie in 1\.\.2"):
+        train(cfg, progress=False)
+    cfg.nested_depths = (1,)
+    assert "kl_mean" in train(cfg, progress=False)
