@@ -254,7 +254,7 @@ def models(as_json):
 @click.option("--tdc-quantile", default=0.99, show_default=True, type=float, help="KL quantile the TDC multipliers adapt on (1.0: max/min as in the reference)")
 @click.option("--nested", default=0.5, show_default=True, type=float, help="probability of nested block dropout")
 @click.option("--nested-depths", default="", help="comma-separated block counts a dropped-out sample keeps, drawn "
-              "uniformly (e.g. the ladder's 2,3,4,6,8,11,15); default: any of 1..blocks")
+              "uniformly from the list, so a repeated count weighs more (docs/training.md); default: any of 1..blocks")
 @click.option("--threads", default=0, type=int, help="torch CPU threads (0: default)")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: mixed precision (bf16 autocast, channels-last), ~2x the steps per second on CPUs with AMX; "
