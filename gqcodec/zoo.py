@@ -37,10 +37,14 @@ def export_weights(model: GQVAE, path: str | Path, extra: dict | None = None) ->
     meta = {"config": json.dumps(model.config.to_dict()), "format": "gqcodec-weights-v1"}
     if extra:
         meta["extra"] = json.dumps(extra)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
+    _save(state, path, meta)
+
+
+def _save(state: dict, path: str | Path, meta: dict) -> None:
+    """Write a safetensors file atomically (a failed write leaves no partial file)."""
+    from .fileutil import write_atomic
+
+    write_atomic(path, lambda tmp: save_file(state, tmp, metadata=meta))
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -68,10 +72,7 @@ def strip_encoder(src: str | Path, dst: str | Path) -> None:
     if "config" not in meta:
         raise ValueError(f"{src}: not a gqcodec weights file (no config in metadata)")
     state = {k: v for k, v in load_file(str(src)).items() if not k.startswith("g_a.")}
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    save_file(state, str(tmp), metadata={**meta, "decoder_only": "1"})
-    tmp.replace(dst)
+    _save(state, dst, {**meta, "decoder_only": "1"})
 
 
 def weights_digest(path: str | Path) -> str:
