@@ -56,3 +56,40 @@ def test_intermediate_runs_count_in_the_total():
     assert out["total"] == {"steps": 40466 + 593 + 3551 + 9000, "crops_seen": 323728 + 4744 + 28408 + 72000,
                             "wall_hours": round(10.3 + 0.15 + 0.41 + 1.2, 2)}
     assert "via" not in ship.with_parent({"steps": 1}, parent, "gq-r4")["warm_start"]
+
+
+def test_candidate_keeps_weights_and_run_record_for_a_later_release(tmp_path):
+    import json
+
+    import torch
+
+    from gqcodec import zoo
+    from gqcodec.model import GQVAE
+    from gqcodec.train import read_init
+
+    model = GQVAE(GQConfig(N=8, C=32, m=16, K_bits=6))
+    run = tmp_path / "gq-x"
+    run.mkdir()
+    torch.save({"model_config": model.config.to_dict(), "model": model.state_dict(), "step": 300,
+                "tdc": {"lam": torch.full((2,), 0.5)}, "train_config": {"batch": 8, "crop": 128, "precision": "bf16"}},
+               run / "ckpt.pt")
+    log = [{"step": s, "s_per_step": 2.0, "kl_mean": 6.1, "in_band": 0.4, **({"val_psnr_gq_2": 20.5} if s == 300 else {})}
+           for s in (100, 200, 300)]
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    out = tmp_path / "cand" / "gq-x.safetensors"
+    rec = ship.export_candidate(run / "ckpt.pt", run, out)
+    assert rec == {"run": "gq-x", "steps": 300, "crops_seen": 2400, "wall_hours": round(600 / 3600, 2), "precision": "bf16"}
+    # --via FILE reads the same record back; a warm start from FILE gets the weights, TDC state and step
+    assert ship.run_record(out) == rec
+    init = read_init(str(out))
+    assert init["step"] == 300 and torch.equal(init["tdc"]["lam"], torch.full((2,), 0.5))
+    assert init["config"] == model.config and set(init["model"]) == set(model.state_dict())
+    for k, v in model.state_dict().items():  # as shipped: kernels rounded to fp16
+        assert torch.allclose(init["model"][k].float(), v.float(), rtol=1e-3, atol=1e-4), k
+    with pytest.raises(SystemExit, match="never overwritten"):
+        ship.export_candidate(run / "ckpt.pt", run, out)
+    # a release's weights file has no run record, so --via refuses it with a clear message
+    plain = tmp_path / "plain.safetensors"
+    zoo.export_weights(model, plain)
+    with pytest.raises(SystemExit, match="no run record"):
+        ship.run_record(plain)

@@ -1,6 +1,7 @@
 """Ship a trained checkpoint as a packaged model: fp16 weights, index prior, registry entry.
 
     python tools/ship_model.py --ckpt /work/runs/gq-n128-c320/ckpt.pt --name gq-n128-c320 --default
+    python tools/ship_model.py --ckpt /work/runs/gq-s28/ckpt.pt --candidate candidates/gq-s28.safetensors
 
 Steps: export the weights (safetensors; conv kernels fp16), measure the
 per-block index histograms on the first ``--prior-images`` training images and
@@ -93,9 +94,35 @@ def training_summary(run_dir: Path, ckpt: dict) -> dict:
 
 
 def run_record(run_dir: Path) -> dict:
-    """An intermediate run's entry in ``warm_start.via``: its name, steps, crops, wall time, precision."""
+    """An intermediate run's entry in ``warm_start.via``: its name, steps, crops, wall time, precision.
+
+    ``run_dir`` is a run folder (its ``ckpt.pt`` and ``log.jsonl``) or a candidate weights file
+    written by ``--candidate``, which carries the record of the run it was exported from."""
+    if run_dir.suffix == ".safetensors":
+        rec = json.loads(zoo.read_metadata(run_dir).get("extra", "{}")).get("run")
+        if not rec:
+            raise SystemExit(f"--via {run_dir}: this weights file carries no run record (not written by --candidate)")
+        return rec
     v = training_summary(run_dir, torch.load(run_dir / "ckpt.pt", map_location="cpu", weights_only=False))
     return {"run": run_dir.name, **{k: v[k] for k in ("steps", "crops_seen", "wall_hours", "precision") if k in v}}
+
+
+def export_candidate(ckpt_path: Path, run_dir: Path, out: Path) -> dict:
+    """Weights of an unreleased checkpoint, kept where the next session can find them: fp16 like a
+    release, with the TDC multipliers, the step and the run's record (for ``--via``) in the metadata.
+    Neither the registry nor the package changes."""
+    if out.exists():
+        raise SystemExit(f"{out} exists; candidates are never overwritten")
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    model = GQVAE(GQConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    summary = training_summary(run_dir, ckpt)
+    rec = {"run": run_dir.name, **{k: summary[k] for k in ("steps", "crops_seen", "wall_hours", "precision") if k in summary}}
+    extra = {"tdc": {k: v.tolist() for k, v in ckpt.get("tdc", {}).items()}, "step": int(ckpt["step"]), "run": rec,
+             "final_block_kl_bits": summary.get("final_block_kl_bits"), "final_val": summary.get("final_val")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    zoo.export_weights(model, out, extra=extra)
+    return rec
 
 
 def choose_beta(model: GQVAE, data: str, n_images: int = 8, betas=(1.0, 2.0)) -> tuple[float, dict]:
@@ -127,12 +154,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--run-dir", default=None, help="training run folder with log.jsonl (default: the checkpoint's folder)")
-    ap.add_argument("--name", required=True)
+    ap.add_argument("--name", default=None, help="the new model's name (required unless --candidate)")
+    ap.add_argument("--candidate", default=None, metavar="FILE.safetensors",
+                    help="only export the checkpoint's fp16 weights and run record to FILE for a later session "
+                    "(warm start with --init FILE; count it in a release with --via FILE); no registry change")
     ap.add_argument("--description", default=None, help="registry description (default: from the config)")
     ap.add_argument("--parent", default=None, help="shipped model this run was warm-started (or grown) from; "
                     "its training budget is added to the record")
     ap.add_argument("--via", action="append", default=[], metavar="RUN_DIR",
-                    help="an intermediate run between --parent and this checkpoint (repeat, in training order): "
+                    help="an intermediate run (its folder, or a --candidate file) between --parent and this "
+                    "checkpoint (repeat, in training order): "
                     "its steps, crops and wall time are added to the record")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--prior-images", type=int, default=600)
@@ -144,6 +175,12 @@ def main():
                     "(its files stop decoding)")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
+    if args.candidate:
+        rec = export_candidate(Path(args.ckpt), Path(args.run_dir or Path(args.ckpt).parent), Path(args.candidate))
+        print(f"candidate written: {args.candidate} ({rec})")
+        return
+    if not args.name:
+        ap.error("--name is required")
     reg = zoo.read_registry()
     check_new_name(reg, args.name, args.replace)
     # checked (and the intermediate runs read) before minutes of export and prior measurement
