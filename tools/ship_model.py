@@ -103,8 +103,12 @@ def run_record(run_dir: Path) -> dict:
         if not rec:
             raise SystemExit(f"--via {run_dir}: this weights file carries no run record (not written by --candidate)")
         return rec
-    v = training_summary(run_dir, torch.load(run_dir / "ckpt.pt", map_location="cpu", weights_only=False))
-    return {"run": run_dir.name, **{k: v[k] for k in ("steps", "crops_seen", "wall_hours", "precision") if k in v}}
+    return _record(run_dir.name, training_summary(run_dir, torch.load(run_dir / "ckpt.pt", map_location="cpu",
+                                                                   weights_only=False)))
+
+
+def _record(run: str, summary: dict) -> dict:
+    return {"run": run, **{k: summary[k] for k in ("steps", "crops_seen", "wall_hours", "precision") if k in summary}}
 
 
 def export_candidate(ckpt_path: Path, run_dir: Path, out: Path) -> dict:
@@ -117,7 +121,7 @@ def export_candidate(ckpt_path: Path, run_dir: Path, out: Path) -> dict:
     model = GQVAE(GQConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     summary = training_summary(run_dir, ckpt)
-    rec = {"run": run_dir.name, **{k: summary[k] for k in ("steps", "crops_seen", "wall_hours", "precision") if k in summary}}
+    rec = _record(run_dir.name, summary)
     extra = {"tdc": {k: v.tolist() for k, v in ckpt.get("tdc", {}).items()}, "step": int(ckpt["step"]), "run": rec,
              "final_block_kl_bits": summary.get("final_block_kl_bits"), "final_val": summary.get("final_val")}
     out.parent.mkdir(parents=True, exist_ok=True)
