@@ -111,18 +111,29 @@ def _record(run: str, summary: dict) -> dict:
     return {"run": run, **{k: summary[k] for k in ("steps", "crops_seen", "wall_hours", "precision") if k in summary}}
 
 
+def load_checkpoint(path) -> tuple[dict, GQVAE]:
+    """A training checkpoint and the model it holds."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = GQVAE(GQConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return ckpt, model
+
+
+def warm_start_extra(ckpt: dict) -> dict:
+    """Weights-file metadata that lets `gqcodec train --init` warm-start well: TDC multipliers and step."""
+    return {"tdc": {k: v.tolist() for k, v in ckpt.get("tdc", {}).items()}, "step": int(ckpt["step"])}
+
+
 def export_candidate(ckpt_path: Path, run_dir: Path, out: Path) -> dict:
     """Weights of an unreleased checkpoint, kept where the next session can find them: fp16 like a
     release, with the TDC multipliers, the step and the run's record (for ``--via``) in the metadata.
     Neither the registry nor the package changes."""
     if out.exists():
         raise SystemExit(f"{out} exists; candidates are never overwritten")
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    model = GQVAE(GQConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    ckpt, model = load_checkpoint(ckpt_path)
     summary = training_summary(run_dir, ckpt)
     rec = _record(run_dir.name, summary)
-    extra = {"tdc": {k: v.tolist() for k, v in ckpt.get("tdc", {}).items()}, "step": int(ckpt["step"]), "run": rec,
+    extra = {**warm_start_extra(ckpt), "run": rec,
              "final_block_kl_bits": summary.get("final_block_kl_bits"), "final_val": summary.get("final_val")}
     out.parent.mkdir(parents=True, exist_ok=True)
     zoo.export_weights(model, out, extra=extra)
@@ -196,9 +207,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    model = GQVAE(GQConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    ckpt, model = load_checkpoint(args.ckpt)
     model.eval()
     beta_report = None
     if args.beta is None:
@@ -207,9 +216,7 @@ def main():
     model.config.beta = args.beta
     zoo.WEIGHTS_DIR.mkdir(exist_ok=True)
     wfile = f"{args.name}.safetensors"
-    # TDC multipliers travel in the metadata so that `gqcodec train --init` warm-starts well
-    tdc = {k: v.tolist() for k, v in ckpt.get("tdc", {}).items()}
-    zoo.export_weights(model, zoo.WEIGHTS_DIR / wfile, extra={"tdc": tdc, "step": int(ckpt["step"])})
+    zoo.export_weights(model, zoo.WEIGHTS_DIR / wfile, extra=warm_start_extra(ckpt))
     shipped = zoo.load_weights(zoo.WEIGHTS_DIR / wfile)  # measure the prior with the weights users get
     shipped.quantizer.beta = model.quantizer.beta
 
