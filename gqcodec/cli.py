@@ -207,8 +207,12 @@ def info(src, as_json):
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print the registry as JSON")
-def models(as_json):
-    """List the shipped models and their quality ladders (Kodak bpp / PSNR)."""
+@click.option("--all", "show_all", is_flag=True, help="also print the quality ladders of superseded models")
+def models(as_json, show_all):
+    """List the shipped models and their quality ladders (Kodak bpp / PSNR).
+
+    The default model comes first; superseded models (kept so that their files decode) get one
+    line each unless --all."""
     from . import zoo
 
     reg = zoo.registry()
@@ -217,25 +221,34 @@ def models(as_json):
         return
     if not reg["models"]:
         raise UserError("no model is installed")
-    for name in zoo.model_names():
+    names = sorted(zoo.model_names(), key=lambda n: (n != reg.get("default"), bool(zoo.entry(n).get("superseded_by"))))
+    for name in names:
         e = zoo.entry(name)
         star = " (default)" if name == reg.get("default") else ""
         click.echo(f"{name}{star}: {e.get('description', '')}")
         if e.get("superseded_by"):
             kept = "its decoder is" if e.get("decoder_only") else "kept"
             click.echo(f"  superseded by {e['superseded_by']}; {kept} installed so that its files decode")
-        kodak = {int(r["quality"]): r for r in e.get("kodak", [])}
-        click.echo(f"  {'quality':>7} {'blocks':>6} {'K':>4} {'RDOQ':>5} {'raw bpp':>8} {'Kodak bpp':>9} {'PSNR dB':>8}"
-                   f" {'MS-SSIM':>8} {'adaptive λ':>10}")
-        for q, n in sorted((int(q), n) for q, n in e["ladder"].items()):
-            r = kodak.get(q, {})
-            fmt = lambda k, f: (f % r[k]) if k in r else "-"
-            gamma = zoo.rdoq_strength(e, q)
-            lam = e.get("adaptive_lambda", {}).get(str(q))
-            kb = int(e.get("index_bits", {}).get(str(q), e.get("K_bits", 16)))
-            click.echo(f"  {q:>7} {n:>6} {'2^' + str(kb):>4} {gamma:>5g} {n * kb / e.get('stride', 16) ** 2:>8.4f} "
-                       f"{fmt('bpp', '%.4f'):>9} {fmt('psnr-rgb', '%.2f'):>8} {fmt('ms-ssim-rgb', '%.4f'):>8}"
-                       f" {'dense' if lam is None else f'{lam:g}':>10}")
+            if not show_all:
+                continue
+        _print_ladder(e)
+
+
+def _print_ladder(e: dict) -> None:
+    from . import zoo
+
+    kodak = {int(r["quality"]): r for r in e.get("kodak", [])}
+    click.echo(f"  {'quality':>7} {'blocks':>6} {'K':>4} {'RDOQ':>5} {'raw bpp':>8} {'Kodak bpp':>9} {'PSNR dB':>8}"
+               f" {'MS-SSIM':>8} {'adaptive λ':>10}")
+    for q, n in sorted((int(q), n) for q, n in e["ladder"].items()):
+        r = kodak.get(q, {})
+        fmt = lambda k, f: (f % r[k]) if k in r else "-"
+        gamma = zoo.rdoq_strength(e, q)
+        lam = e.get("adaptive_lambda", {}).get(str(q))
+        kb = int(e.get("index_bits", {}).get(str(q), e.get("K_bits", 16)))
+        click.echo(f"  {q:>7} {n:>6} {'2^' + str(kb):>4} {gamma:>5g} {n * kb / e.get('stride', 16) ** 2:>8.4f} "
+                   f"{fmt('bpp', '%.4f'):>9} {fmt('psnr-rgb', '%.2f'):>8} {fmt('ms-ssim-rgb', '%.4f'):>8}"
+                   f" {'dense' if lam is None else f'{lam:g}':>10}")
 
 
 @main.command()

@@ -195,6 +195,28 @@ def test_models_says_which_model_superseded_an_old_one(tmp_path, monkeypatch):
     codec._codecs.clear()
 
 
+def test_models_lists_the_default_first_and_superseded_models_in_one_line(tmp_path, monkeypatch):
+    import json
+
+    from fakezoo import install
+
+    install(tmp_path / "w", monkeypatch, superseded_by="tiny-r2", description="old")
+    reg = json.loads((tmp_path / "w" / "registry.json").read_text())
+    reg["models"]["tiny-r2"] = {k: v for k, v in reg["models"]["tiny"].items() if k != "superseded_by"}
+    reg["models"]["tiny-r2"]["description"] = "new"
+    reg["default"] = "tiny-r2"
+    (tmp_path / "w" / "registry.json").write_text(json.dumps(reg))
+    zoo._cache.clear()
+    lines = run("models").output.splitlines()
+    assert lines[0] == "tiny-r2 (default): new" and lines[1].split()[0] == "quality"
+    assert lines[-2:] == ["tiny: old", "  superseded by tiny-r2; kept installed so that its files decode"]
+    assert len(lines) == 2 + 3 + 2  # the default's ladder (3 qualities), the old model in two lines
+    full = run("models", "--all").output.splitlines()
+    assert full[:len(lines) - 2] == lines[:-2] and len(full) == len(lines) + 4  # + the old model's ladder
+    zoo._cache.clear()
+    codec._codecs.clear()
+
+
 def test_closed_stdout_pipe_ends_quietly():
     # `gqcodec models | head -1`: the reader is gone before the listing is written
     p = subprocess.Popen([sys.executable, "-m", "gqcodec.cli", "models"], stdout=subprocess.PIPE,
