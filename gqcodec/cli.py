@@ -221,10 +221,10 @@ def models(as_json, show_all):
         return
     if not reg["models"]:
         raise UserError("no model is installed")
-    names = sorted(zoo.model_names(), key=lambda n: (n != reg.get("default"), bool(zoo.entry(n).get("superseded_by"))))
-    for name in names:
+    default = reg.get("default")
+    for name in sorted(zoo.model_names(), key=lambda n: (n != default, bool(reg["models"][n].get("superseded_by")))):
         e = zoo.entry(name)
-        star = " (default)" if name == reg.get("default") else ""
+        star = " (default)" if name == default else ""
         click.echo(f"{name}{star}: {e.get('description', '')}")
         if e.get("superseded_by"):
             kept = "its decoder is" if e.get("decoder_only") else "kept"

@@ -196,17 +196,14 @@ def test_models_says_which_model_superseded_an_old_one(tmp_path, monkeypatch):
 
 
 def test_models_lists_the_default_first_and_superseded_models_in_one_line(tmp_path, monkeypatch):
-    import json
-
     from fakezoo import install
 
     install(tmp_path / "w", monkeypatch, superseded_by="tiny-r2", description="old")
-    reg = json.loads((tmp_path / "w" / "registry.json").read_text())
+    reg = zoo.read_registry()
     reg["models"]["tiny-r2"] = {k: v for k, v in reg["models"]["tiny"].items() if k != "superseded_by"}
     reg["models"]["tiny-r2"]["description"] = "new"
     reg["default"] = "tiny-r2"
-    (tmp_path / "w" / "registry.json").write_text(json.dumps(reg))
-    zoo._cache.clear()
+    zoo.save_registry(reg)
     lines = run("models").output.splitlines()
     assert lines[0] == "tiny-r2 (default): new" and lines[1].split()[0] == "quality"
     assert lines[-2:] == ["tiny: old", "  superseded by tiny-r2; kept installed so that its files decode"]
