@@ -64,3 +64,55 @@ def test_device_train_script_on_the_cpu(tmp_path, noise_pack):
 def test_device_train_script_needs_the_pack(tmp_path):
     r, _ = run_script(tmp_path, tmp_path / "missing")
     assert r.returncode == 2 and "training images not found" in r.stdout
+
+
+def _repo_with_superseded_weights(root):
+    weights = root / "gqcodec" / "weights"
+    weights.mkdir(parents=True)
+    reg = {"default": "new", "models": {
+        "old": {"weights": "old.safetensors", "prior": "old.prior.npz", "decoder_only": True},
+        "new": {"weights": "new.safetensors", "prior": "new.prior.npz"}}}
+    (weights / "registry.json").write_text(json.dumps(reg))
+    for name in ("old.safetensors", "old.prior.npz", "new.safetensors", "new.prior.npz"):
+        (weights / name).write_bytes(os.urandom(1000))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(root)]
+    subprocess.run(git[:5] + ["init", "-q", str(root)], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "weights"], check=True)
+    return git
+
+
+def test_hide_superseded_untracks_them_guards_commits_and_restores(tmp_path, noise_pack):
+    root = tmp_path / "repo"
+    git = _repo_with_superseded_weights(root)
+    before = pack.tracked_bytes(root)
+
+    def listed():
+        return subprocess.run(git + ["ls-files", "--cached", "--others", "--exclude-standard"],
+                              capture_output=True, text=True, check=True).stdout.split()
+
+    assert "gqcodec/weights/old.safetensors" in listed()
+    size = max(p.stat().st_size for p in noise_pack.iterdir())
+    pack.main(["--root", str(root), "--hide-superseded", "--data", str(noise_pack), "--out", str(tmp_path / "tp"),
+               "--budget-mib", str(1.5 * size / (1 << 20)), "--holdout", "1"])
+    assert (tmp_path / "tp").is_dir()
+    # what the device tool sends (tracked plus untracked-not-ignored) no longer holds the old model's files,
+    # which stay on disk; the default model's files still travel
+    assert sorted(p for p in listed() if "weights/" in p and "registry" not in p) == [
+        "gqcodec/weights/new.prior.npz", "gqcodec/weights/new.safetensors"]
+    assert (root / "gqcodec/weights/old.safetensors").is_file()
+    assert pack.tracked_bytes(root) == before - 2000
+    assert pack.hidden_files(root) == ["gqcodec/weights/old.prior.npz", "gqcodec/weights/old.safetensors"]
+    # a commit now would delete them: the hook refuses it
+    r = subprocess.run(git + ["commit", "-q", "-m", "oops"], capture_output=True, text=True)
+    assert r.returncode != 0 and "--restore" in r.stderr
+    with pytest.raises(SystemExit, match="hidden already"):
+        pack.hide_superseded(root)
+
+    assert pack.main(["--root", str(root), "--restore"]) == 0
+    status = subprocess.run(git + ["status", "--porcelain", "--ignored"], capture_output=True, text=True, check=True)
+    assert status.stdout == ""  # back exactly as committed: nothing staged, nothing ignored
+    assert "gqcodec/weights/old.safetensors" in listed() and pack.hidden_files(root) == []
+    assert not (root / ".git/hooks/pre-commit").exists()
+    with pytest.raises(SystemExit, match="nothing is hidden"):
+        pack.restore(root)

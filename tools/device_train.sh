@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One training call on a lent GPU through the device tool (docs/training.md has the whole procedure).
 #
-# On this machine, once:   python tools/device_pack.py        (-> .trainpack, ignored, fits the 64 MiB tree)
+# On this machine, once:   python tools/device_pack.py --hide-superseded   (-> .trainpack, ignored, fits the 64 MiB tree;
+#                          afterwards python tools/device_pack.py --restore)
 # Then the device tool:    run(command="bash tools/device_train.sh", carry=[".trainpack"], timeout_s=600)
 #
 # It checks the device (tools/device_check.py -> $OUT/device_check.json), trains for LIMIT_S seconds
