@@ -43,17 +43,23 @@ exit 1
 """
 
 
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def git_path(root: Path, name: str) -> Path:
+    """A file inside the repository's git directory (``info/exclude``, ``hooks/pre-commit``)."""
+    return root / git(root, "rev-parse", "--git-path", name).strip()
+
+
 def tracked_bytes(root: Path) -> int:
-    out = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
-    return sum((root / p).stat().st_size for p in out.decode().split("\0") if p and (root / p).is_file())
+    return sum((root / p).stat().st_size for p in git(root, "ls-files", "-z").split("\0") if p and (root / p).is_file())
 
 
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
 
 
 def superseded_files(root: Path) -> list[str]:
@@ -69,7 +75,7 @@ def superseded_files(root: Path) -> list[str]:
 
 def hidden_files(root: Path) -> list[str]:
     """The paths a --hide-superseded left in .git/info/exclude (empty when nothing is hidden)."""
-    exclude = root / git(root, "rev-parse", "--git-path", "info/exclude").strip()
+    exclude = git_path(root, "info/exclude")
     lines = exclude.read_text().splitlines() if exclude.is_file() else []
     if MARK_BEGIN not in lines:
         return []
@@ -81,13 +87,14 @@ def hide_superseded(root: Path) -> list[str]:
     """Untrack and ignore the superseded models' files, guard commits with a hook; returns the paths."""
     if hidden_files(root):
         raise SystemExit("error: superseded weights are hidden already (python tools/device_pack.py --restore undoes it)")
-    hook = root / git(root, "rev-parse", "--git-path", "hooks/pre-commit").strip()
+    hook = git_path(root, "hooks/pre-commit")
     if hook.exists():
         raise SystemExit(f"error: {hook} exists; this tool guards commits with its own hook and will not replace it")
-    paths = [p for p in superseded_files(root) if git(root, "ls-files", "--", p).strip()]
+    wanted = superseded_files(root)
+    paths = sorted(set(git(root, "ls-files", "-z", "--", *wanted).split("\0")) - {""}) if wanted else []
     if not paths:
         return []
-    exclude = root / git(root, "rev-parse", "--git-path", "info/exclude").strip()
+    exclude = git_path(root, "info/exclude")
     exclude.parent.mkdir(parents=True, exist_ok=True)
     old = exclude.read_text() if exclude.is_file() else ""
     block = "\n".join([MARK_BEGIN, *("/" + p for p in paths), MARK_END]) + "\n"
@@ -105,12 +112,12 @@ def restore(root: Path) -> list[str]:
     if not paths:
         raise SystemExit("error: nothing is hidden (no --hide-superseded block in .git/info/exclude)")
     git(root, "reset", "-q", "HEAD", "--", *paths)
-    exclude = root / git(root, "rev-parse", "--git-path", "info/exclude").strip()
+    exclude = git_path(root, "info/exclude")
     lines = exclude.read_text().splitlines()
     i = lines.index(MARK_BEGIN)
     j = lines.index(MARK_END, i)
     exclude.write_text("".join(ln + "\n" for ln in lines[:i] + lines[j + 1:]))
-    hook = root / git(root, "rev-parse", "--git-path", "hooks/pre-commit").strip()
+    hook = git_path(root, "hooks/pre-commit")
     if hook.is_file() and MARK_BEGIN in hook.read_text():
         hook.unlink()
     return paths
