@@ -60,8 +60,6 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
-
-
 def superseded_files(root: Path) -> list[str]:
     """Repository paths of the decoder-only (superseded) models' weights and priors, from the registry."""
     weights = root / "gqcodec" / "weights"
