@@ -269,9 +269,10 @@ def _print_ladder(e: dict) -> None:
 @click.option("--nested-depths", default="", help="comma-separated block counts a dropped-out sample keeps, drawn "
               "uniformly from the list, so a repeated count weighs more (docs/training.md); default: any of 1..blocks")
 @click.option("--threads", default=0, type=int, help="torch CPU threads (0: default)")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="bf16: mixed precision (bf16 autocast, channels-last), ~2x the steps per second on CPUs with AMX; "
-                   "weights, optimizer, KL and loss stay float32")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="bf16: mixed precision (bf16 autocast, channels-last), ~2x the steps per second on CPUs with AMX "
+                   "(weights, optimizer, KL and loss stay float32), but ~10x slower where bf16 is emulated; "
+                   "auto: bf16 on CPUs with AMX/AVX512-BF16, fp32 elsewhere (GPUs included)")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--init", default="", help="weights (.safetensors) or checkpoint (.pt) to start from when --run-dir has no checkpoint")
 @click.option("--phase", type=click.Choice(["vae", "decoder"]), default="vae", show_default=True,

@@ -57,7 +57,8 @@ class TrainConfig:
     val_every: int = 500
     ckpt_every: int = 200
     threads: int = 0                  # 0: torch default
-    precision: str = "fp32"           # "bf16": bf16 autocast + channels_last (weights, optimizer, KL and loss stay float32)
+    precision: str = "fp32"           # "bf16": bf16 autocast + channels_last (weights, optimizer, KL and loss stay float32);
+                                      # "auto" (gqcodec train's default): bf16 on CPUs with native bf16, else fp32
     device: str = "auto"
     seed: int = 0
     init: str = ""                    # weights (.safetensors) or checkpoint (.pt) to start from when no checkpoint exists
@@ -139,7 +140,6 @@ def pick_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def validate(model: GQVAE, images: list[torch.Tensor], device, ladder=None) -> dict:
     """GQ-quantized PSNR (dB) on held-back images for a few block counts, plus posterior-mean PSNR.
     The model is left in the mode (train or eval) it came in."""
@@ -209,6 +209,24 @@ def load_tdc(tdc: TDC, state: dict) -> None:
     with torch.no_grad():
         for k, v in state.items():
             getattr(tdc, k).copy_(torch.as_tensor(v).float().mean().expand_as(getattr(tdc, k)))
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX tiles or AVX512-BF16), where oneDNN's bf16
+    convolutions are the fast path; elsewhere bf16 is emulated (10x slower than float32 on an
+    AVX2-only AMD EPYC, docs/training.md)."""
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(bool(f()) for f in probes if f is not None)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision a run trains in: ``auto`` picks bf16 on a CPU with native bf16 and fp32
+    elsewhere (CUDA included: bf16 there is not measured yet); fp32/bf16 are kept as asked."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"unknown precision {precision!r} (auto, fp32 or bf16)")
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 def use_precision(model: GQVAE, precision: str) -> bool:
@@ -313,6 +331,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.phase not in ("vae", "decoder"):
         raise ValueError(f"unknown phase {cfg.phase!r}")
     model.to(device).train()
+    precision = resolve_precision(cfg.precision, device)
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        print("warning: this CPU has no native bf16 (AMX/AVX512-BF16), so bf16 training is emulated and "
+              "much slower than fp32 (tools/bench_train.py measures it); --precision auto picks fp32 here", flush=True)
+    cfg = dataclasses.replace(cfg, precision=precision)  # the checkpoint records what the run trained in
     bf16 = use_precision(model, cfg.precision)
     tdc.to(device)
     if cfg.phase == "decoder":

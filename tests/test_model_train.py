@@ -280,6 +280,33 @@ def test_bf16_training_runs_resumes_in_fp32_and_checkpoints_plain_tensors(tmp_pa
         train(TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "x"), "precision": "fp16"}), progress=False)
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_precision_follows_the_cpu_and_the_checkpoint_records_the_choice(tmp_path, monkeypatch, capsys, native):
+    from gqcodec.train import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", cuda) == "fp32"  # bf16 on GPUs is not measured yet
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", cpu)
+    data = tmp_path / "data"
+    _write_images(data, n=3)
+    base = dict(data=str(data), steps=2, batch=2, crop=32, holdout=1, log_every=1, val_every=0, ckpt_every=2,
+                threads=1, device="cpu", model=TINY)
+    train(TrainConfig(run_dir=str(tmp_path / "auto"), precision="auto", **base), progress=False)
+    ck = torch.load(tmp_path / "auto" / "ckpt.pt", weights_only=False)
+    assert ck["train_config"]["precision"] == ("bf16" if native else "fp32")
+    assert "warning" not in capsys.readouterr().out
+    # asking for bf16 where it is emulated trains as asked, with a warning
+    train(TrainConfig(run_dir=str(tmp_path / "bf16"), precision="bf16", **base), progress=False)
+    out = capsys.readouterr().out
+    assert ("no native bf16" in out) == (not native)
+    assert torch.load(tmp_path / "bf16" / "ckpt.pt", weights_only=False)["train_config"]["precision"] == "bf16"
+
+
 def test_nested_depths_draw_only_the_given_prefixes(tmp_path):
     from gqcodec.train import draw_keep
 
