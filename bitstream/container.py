@@ -306,3 +306,33 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
     if h.layout == "dense":
         return h, rangecoder.decode(stream, h.latent_shape, blocks)
     return h, rangecoder.decode_prefix(stream, h.latent_shape, h.symbol_count, map_model, blocks)
+
+
+def truncate(data, n_blocks: int, prior: Prior | None = None, quality: int = 0,
+             counts: np.ndarray | None = None) -> bytes:
+    """A smaller .gqc file of the same image: every position keeps only its first ``n_blocks``
+    blocks (fewer where ``counts``, (latent_h, latent_w), says so), without decoding the image.
+
+    Nested-block training makes each prefix of a position's blocks a code of that position on
+    its own, so the result decodes like an encode with fewer blocks (docs/design.md, "Smaller
+    files from a .gqc file"). The indices, codebook (seed, K, m), coding mode, prior and metadata
+    are kept; ``quality`` goes into the header (0 = unspecified). ``prior`` is needed for files
+    range-coded with the model's prior. Raises ValueError for an impossible request (more
+    blocks than the file has, counts on a raw file) and FormatError for a malformed file.
+    """
+    h, idx = unpack(data, prior)
+    n = int(n_blocks)
+    if not 1 <= n <= h.n_blocks:
+        raise ValueError(f"the file has {h.n_blocks} blocks per position; it can keep 1 to {h.n_blocks}, not {n}")
+    idx = idx[:n].copy()
+    if counts is not None:
+        counts = np.asarray(counts)
+        if counts.shape != (h.latent_h, h.latent_w) or counts.dtype.kind not in "iu" or \
+                counts.size and (int(counts.min()) < 0 or int(counts.max()) > n):
+            raise ValueError(f"counts must be ({h.latent_h}, {h.latent_w}) integers in [0, {n}]")
+        if h.coding == "raw" and int(counts.min()) < n:
+            raise ValueError("a raw file codes every block of every position; only range-coded files keep fewer")
+        idx[np.arange(n)[:, None, None] >= counts[None]] = SKIP
+    meta = decode_metadata(_split(data)[2])
+    out = dataclasses.replace(h, n_blocks=n, quality=int(quality))
+    return pack(out, idx, prior=prior if h.prior == "model" else None, metadata=meta or None)

@@ -1,12 +1,13 @@
 """gqcodec: a lossy neural image codec built on Gaussian Quant.
 
 ``compress(image, quality=None, mode="range") -> bytes``, ``decompress(data) -> PIL.Image``,
-``info(data) -> bitstream.Header`` and ``load(name=None, quality=None, device="cpu") -> Codec``.
+``info(data) -> bitstream.Header``, ``reduce(data, quality, fast=False) -> bytes`` (a smaller file of
+the same image, without the original) and ``load(name=None, quality=None, device="cpu") -> Codec``.
 Importing the package is cheap: torch is imported on first use of the codec.
 """
 __version__ = "0.1.0"
 
-_LAZY = {"compress", "decompress", "load", "Codec", "CodecError"}
+_LAZY = {"compress", "decompress", "load", "reduce", "Codec", "CodecError"}
 
 
 def info(data: bytes):

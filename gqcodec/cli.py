@@ -23,6 +23,7 @@ Examples:
   gqcodec compress -q 2 photo.jpg small.gqc --force
   gqcodec compress photo.jpg small.gqc --max-bytes 20000   # best quality that fits
   gqcodec decompress photo.gqc photo_out.png      # output format from the extension
+  gqcodec reduce photo.gqc small.gqc -q 2         # a smaller file without the original image
   gqcodec info photo.gqc                           # header fields, bpp, model
   gqcodec models                                   # the quality ladder
   cat photo.png | gqcodec compress - - > photo.gqc
@@ -180,6 +181,39 @@ def decompress(src, dst, fmt, device, force):
     except (KeyError, OSError, ValueError) as e:
         raise UserError(f"cannot write {img.mode} image as {fmt}: {e}") from None
     write_atomic(dst, buf.getvalue(), force)
+
+
+@main.command(epilog=EXAMPLES)
+@click.argument("src")
+@click.argument("dst")
+@click.option("-q", "--quality", type=int, required=True, help="the lower quality level to keep (see `gqcodec models`)")
+@click.option("--fast", is_flag=True,
+              help="only drop each position's blocks beyond the quality's n(q): no decoding (milliseconds after start-up), "
+                   "~10%% more bits than the default, which re-chooses each position's block count")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
+def reduce(src, dst, quality, fast, device, force):
+    """Make a smaller .gqc file DST of the image in SRC at a lower quality, without the original.
+
+    The file's codebook indices are kept (no new search): every position keeps a prefix of its
+    blocks, the way the encoder of that quality chooses them, or with --fast exactly the first
+    n(q). Metadata is kept.
+    """
+    from .codec import load
+    from . import zoo
+
+    check_output(dst, force)
+    data = read_input(src)
+    header = bitstream.read_header(data)
+    if header.model_id not in zoo.model_names():
+        raise UserError(f"{src} was made by model '{header.model_id}', which is not installed "
+                        f"(installed: {', '.join(zoo.model_names()) or 'none'})")
+    out = load(header.model_id, device=device).reduce(data, quality, fast=fast)
+    write_atomic(dst, out, force)
+    if dst != "-":
+        h = bitstream.read_header(out)
+        click.echo(f"{src} -> {dst}: quality {header.quality} -> {h.quality}, {len(data)} -> {len(out)} bytes, "
+                   f"{len(out) * 8 / (h.width * h.height):.4f} bpp", err=True)
 
 
 @main.command()

@@ -151,7 +151,9 @@ class Codec:
         three channels) of the image decoded with c blocks everywhere, a function of
         ``indices[:c]`` alone; ``bits[c]``: the code length of the position's first c indices
         under the prior. Costs n + 1 decodes, less the leading rows of ``se`` given as
-        ``known_se`` (from the same image and leading indices).
+        ``known_se`` (from the same image and leading indices). Where ``indices`` has SKIP
+        entries (escape statistics ignore them), the rows past a position's coded blocks mean nothing
+        (``pick_counts``' limit masks them).
         """
         n, lh, lw = indices.shape
         H, W = rgb.shape[:2]
@@ -182,10 +184,13 @@ class Codec:
         return self._empty[key]
 
     @staticmethod
-    def pick_counts(se: np.ndarray, bits: np.ndarray, lam: float) -> np.ndarray:
+    def pick_counts(se: np.ndarray, bits: np.ndarray, lam: float, limit: np.ndarray | None = None) -> np.ndarray:
         """Per-position count (h, w) minimising ``se + lam * bits``, the count map's own cost
-        included (a second pass, once the map's histogram is known)."""
+        included (a second pass, once the map's histogram is known); at most ``limit`` (h, w)
+        where given."""
         J = se + lam * bits
+        if limit is not None:
+            J[np.arange(J.shape[0])[:, None, None] > limit[None]] = np.inf
         map_bits = bitstream.count_code_lengths(J.argmin(axis=0), se.shape[0] - 1)
         return (J + lam * map_bits[:, None, None]).argmin(axis=0)
 
@@ -629,6 +634,43 @@ class Codec:
                              f"needs {smallest} bytes")
         return best
 
+    def reduce(self, data: bytes, quality: int, fast: bool = False) -> bytes:
+        """A smaller file of the same image from .gqc bytes, at a lower ``quality`` of this model,
+        without the original image and without a new GQ search: the file's indices are kept.
+
+        The nested blocks make the first n(q) blocks of every position a code on their own.
+        ``fast``: keep exactly those (``bitstream.truncate``: no decoding, milliseconds), which
+        keeps the source quality's per-position choices and costs ~10 % more bits than encoding
+        the original at ``quality`` (docs/design.md). Default: choose each position's block count
+        again as the adaptive encoder would at ``quality`` (squared error + lambda_q * bits), with
+        the decoded file standing in for the original and no position keeping more blocks than
+        it had; n(q) + 2 decodes, and on Kodak the same rate-distortion as encoding the original.
+        Raw files and models without a tuned adaptive layout are reduced the fast way. The
+        header keeps the file's codebook width (K) and metadata and records ``quality``.
+        """
+        header = bitstream.read_header(data)
+        self.check_header(header)
+        q = int(quality)
+        n = self.n_blocks(q)
+        if n > header.n_blocks:
+            raise CodecError(f"quality {q} keeps {n} blocks per position, the file has only {header.n_blocks}: "
+                             "a file can only be reduced (encode the original image again for more)")
+        lam = self.adaptive_lambda(q)
+        if fast or header.coding == "raw" or lam is None or self.prior is None:
+            if n == header.n_blocks:
+                raise CodecError(f"quality {q} keeps {n} blocks per position, as many as the file has: "
+                                 + ("a raw file cannot be reduced further at this quality" if header.coding == "raw"
+                                    else "only re-choosing the counts (without fast) can make it smaller"))
+            return bitstream.truncate(data, n, prior=self.prior, quality=q)
+        header, indices = bitstream.unpack(data, prior=self.prior)
+        H, W = header.height, header.width
+        with self._lock:
+            ref = self.decode_array(indices, H, W, header.K_bits)
+            have = np.minimum((indices >= 0).sum(axis=0), n)  # coded blocks are a prefix at every position
+            se, bits = self.count_costs(ref, indices[:n], header.K_bits)  # rows past a position's SKIPs: masked
+        counts = self.pick_counts(se, bits, lam, limit=have)
+        return bitstream.truncate(data, n, prior=self.prior, quality=q, counts=counts)
+
     def check_header(self, header: Header) -> None:
         cfg = self.model.config
         if header.model_id != self.name:
@@ -705,4 +747,14 @@ def decompress(data: bytes) -> Image.Image:
     return load(header.model_id).decompress(data)
 
 
-__all__ = ["Codec", "CodecError", "FormatError", "compress", "decompress", "info", "load"]
+def reduce(data: bytes, quality: int, fast: bool = False) -> bytes:
+    """A smaller file of the image in .gqc bytes at a lower ``quality``, with the model named in
+    their header and without the original image (:meth:`Codec.reduce`)."""
+    header = bitstream.read_header(data)
+    if header.model_id not in zoo.model_names():
+        raise CodecError(f"file was made by model '{header.model_id}', which is not installed "
+                         f"(installed: {', '.join(zoo.model_names()) or 'none'})")
+    return load(header.model_id).reduce(data, quality, fast=fast)
+
+
+__all__ = ["Codec", "CodecError", "FormatError", "compress", "decompress", "info", "load", "reduce"]
