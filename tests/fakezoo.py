@@ -32,6 +32,15 @@ def install(folder, monkeypatch, name="tiny", with_prior=True, **extra):
     return name
 
 
+def installed_codec(folder, monkeypatch, **extra):
+    """For fixtures (``yield from``): the tiny model installed with registry ``extra`` fields, as a
+    loaded Codec; the registry and codec caches are cleared afterwards."""
+    install(folder, monkeypatch, **extra)
+    yield codec.Codec("tiny")
+    zoo._cache.clear()
+    codec._codecs.clear()
+
+
 def half_flat_pack(folder, n=2, h=64, w=64):
     """``n`` PNGs, flat gray on the left half and random noise on the right, standing in for the
     training pack in the tuning tools' tests; returns the folder."""

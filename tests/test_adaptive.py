@@ -5,18 +5,15 @@ from PIL import Image
 
 import bitstream
 import gqcodec
-from gqcodec import codec, zoo
+from gqcodec import codec
 from gqcodec.codec import Codec
 
 
 @pytest.fixture
 def tuned(tmp_path, monkeypatch):
-    from fakezoo import install
+    from fakezoo import installed_codec
 
-    install(tmp_path / "w", monkeypatch, adaptive_lambda={"1": 1e9, "2": 50.0})
-    yield codec.Codec("tiny")
-    zoo._cache.clear()
-    codec._codecs.clear()
+    yield from installed_codec(tmp_path / "w", monkeypatch, adaptive_lambda={"1": 1e9, "2": 50.0})
 
 
 def image(h=96, w=128, seed=3):

@@ -4,21 +4,16 @@ import numpy as np
 import pytest
 
 import bitstream
-from gqcodec import codec, zoo
-from gqcodec.codec import Codec
 
 
 @pytest.fixture
 def ladder(tmp_path, monkeypatch):
-    from fakezoo import install
+    from fakezoo import installed_codec
 
     # q1-q3 search the model's 2**8 codebook with its prior (RDOQ 1.0), q4 a 2**10 one without RDOQ
-    install(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 3, "4": 3}, rdoq=1.0,
-            index_bits={"4": 10}, rdoq_by_quality={"4": 0.0},
-            adaptive_lambda={"1": 30.0, "2": 50.0, "3": 80.0, "4": 50.0}, escape_share={"4": 0.6})
-    yield Codec("tiny")
-    zoo._cache.clear()
-    codec._codecs.clear()
+    yield from installed_codec(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 3, "4": 3}, rdoq=1.0,
+        index_bits={"4": 10}, rdoq_by_quality={"4": 0.0},
+        adaptive_lambda={"1": 30.0, "2": 50.0, "3": 80.0, "4": 50.0}, escape_share={"4": 0.6})
 
 
 def image(h=72, w=104, seed=7):

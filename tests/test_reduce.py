@@ -82,13 +82,9 @@ def test_truncate_refuses_impossible_requests():
 
 @pytest.fixture
 def tuned(tmp_path, monkeypatch):
-    from fakezoo import install
-    from gqcodec import codec, zoo
+    from fakezoo import installed_codec
 
-    install(tmp_path / "w", monkeypatch, adaptive_lambda={"1": 50.0, "2": 50.0, "3": 20.0})
-    yield codec.Codec("tiny")
-    zoo._cache.clear()
-    codec._codecs.clear()
+    yield from installed_codec(tmp_path / "w", monkeypatch, adaptive_lambda={"1": 50.0, "2": 50.0, "3": 20.0})
 
 
 def _image(h=64, w=96, seed=3):

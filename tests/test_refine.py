@@ -14,14 +14,11 @@ LAM = {"1": 40.0, "2": 40.0, "3": 40.0}
 
 @pytest.fixture
 def refining(tmp_path, monkeypatch):
-    from fakezoo import install
+    from fakezoo import installed_codec
 
-    install(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 3, "4": 3}, rdoq=1.0,
-            adaptive_lambda={**LAM, "4": 40.0}, index_bits={"4": 10},
-            refine={"iters": 2, "top": 8, "alpha": 20.0, "by_quality": {"1": {"iters": 0}}})
-    yield Codec("tiny")
-    zoo._cache.clear()
-    codec._codecs.clear()
+    yield from installed_codec(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 3, "4": 3}, rdoq=1.0,
+        adaptive_lambda={**LAM, "4": 40.0}, index_bits={"4": 10},
+        refine={"iters": 2, "top": 8, "alpha": 20.0, "by_quality": {"1": {"iters": 0}}})
 
 
 def image(h=80, w=112, seed=11):

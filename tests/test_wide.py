@@ -12,14 +12,11 @@ from gqcodec.model import STRIDE
 
 @pytest.fixture
 def wide(tmp_path, monkeypatch):
-    from fakezoo import install
+    from fakezoo import installed_codec
 
-    install(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 3, "4": 3},
-            index_bits={"4": 10}, rdoq_by_quality={"4": 0.0}, adaptive_lambda={"2": 1e9, "4": 50.0},
-            escape_share={"4": 0.6})
-    yield Codec("tiny")
-    zoo._cache.clear()
-    codec._codecs.clear()
+    yield from installed_codec(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 3, "4": 3},
+        index_bits={"4": 10}, rdoq_by_quality={"4": 0.0}, adaptive_lambda={"2": 1e9, "4": 50.0},
+        escape_share={"4": 0.6})
 
 
 def image(h=80, w=112, seed=4):
