@@ -24,6 +24,7 @@ Examples:
   gqcodec compress photo.jpg small.gqc --max-bytes 20000   # best quality that fits
   gqcodec decompress photo.gqc photo_out.png      # output format from the extension
   gqcodec reduce photo.gqc small.gqc -q 2         # a smaller file without the original image
+  gqcodec reduce photo.gqc small.gqc --max-bytes 8000
   gqcodec info photo.gqc                           # header fields, bpp, model
   gqcodec models                                   # the quality ladder
   cat photo.png | gqcodec compress - - > photo.gqc
@@ -70,6 +71,16 @@ def image_format_for(path: str, fmt: str | None) -> str:
     if ext not in formats or formats[ext] not in Image.SAVE:
         raise UserError(f"cannot tell an image format from '{ext or path}'; use an extension like .png, .jpg, .webp or --format")
     return formats[ext]
+
+
+def size_limit_options(what: str):
+    """The --max-bytes / --max-bpp options (instead of -q) of a command that makes a ``what``."""
+    def add(f):
+        f = click.option("--max-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+                         help=f"instead of -q: the best quality whose {what} is at most this many bits per pixel")(f)
+        return click.option("--max-bytes", type=click.IntRange(min=1), default=None,
+                            help=f"instead of -q: the best quality whose {what} is at most this many bytes")(f)
+    return add
 
 
 class SafeGroup(click.Group):
@@ -120,10 +131,7 @@ def main():
 @click.option("--refine", type=click.IntRange(min=0), default=None,
               help="iterations of decoder-checked index refinement, encoder only (default: the model's "
                    "setting; 0: off, a faster encode)")
-@click.option("--max-bytes", type=click.IntRange(min=1), default=None,
-              help="instead of -q: the best quality whose file is at most this many bytes")
-@click.option("--max-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="instead of -q: the best quality whose file is at most this many bits per pixel")
+@size_limit_options("file")
 @click.option("--strip-metadata", is_flag=True,
               help="do not store the image's EXIF and XMP (camera, date, GPS position...); "
                    "by default they are kept (format v4)")
@@ -186,13 +194,14 @@ def decompress(src, dst, fmt, device, force):
 @main.command(epilog=EXAMPLES)
 @click.argument("src")
 @click.argument("dst")
-@click.option("-q", "--quality", type=int, required=True, help="the lower quality level to keep (see `gqcodec models`)")
+@click.option("-q", "--quality", type=int, default=None, help="the lower quality level to keep (see `gqcodec models`)")
+@size_limit_options("reduced file")
 @click.option("--fast", is_flag=True,
               help="only drop each position's blocks beyond the quality's n(q): no decoding (milliseconds after start-up), "
                    "~10%% more bits than the default, which re-chooses each position's block count")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
-def reduce(src, dst, quality, fast, device, force):
+def reduce(src, dst, quality, max_bytes, max_bpp, fast, device, force):
     """Make a smaller .gqc file DST of the image in SRC at a lower quality, without the original.
 
     The file's codebook indices are kept (no new search): every position keeps a prefix of its
@@ -203,12 +212,14 @@ def reduce(src, dst, quality, fast, device, force):
     from . import zoo
 
     check_output(dst, force)
+    if [quality, max_bytes, max_bpp].count(None) != 2:
+        raise UserError("give one of -q/--quality, --max-bytes and --max-bpp")
     data = read_input(src)
     header = bitstream.read_header(data)
     if header.model_id not in zoo.model_names():
         raise UserError(f"{src} was made by model '{header.model_id}', which is not installed "
                         f"(installed: {', '.join(zoo.model_names()) or 'none'})")
-    out = load(header.model_id, device=device).reduce(data, quality, fast=fast)
+    out = load(header.model_id, device=device).reduce(data, quality, fast=fast, max_bytes=max_bytes, max_bpp=max_bpp)
     write_atomic(dst, out, force)
     if dst != "-":
         h = bitstream.read_header(out)

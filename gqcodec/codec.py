@@ -608,33 +608,18 @@ class Codec:
             raise CodecError("give exactly one of max_bytes and max_bpp")
         src = self._prepare(image)
         h, w = src.arr.shape[:2]
-        if max_bpp is not None:
-            if not (np.isfinite(max_bpp) and max_bpp > 0):
-                raise CodecError(f"max_bpp must be a positive number, got {max_bpp}")
-            limit = int(max_bpp * h * w // 8)
-            what = f"{max_bpp:g} bpp ({limit} bytes)"
-        else:
-            if int(max_bytes) != max_bytes or max_bytes < 1:
-                raise CodecError(f"max_bytes must be a positive integer, got {max_bytes}")
-            limit, what = int(max_bytes), f"{int(max_bytes)} bytes"
+        limit, what = size_limit(max_bytes, max_bpp, w, h)
         qs = self.qualities
         work = _EncodeWork(self._rgb(src))
-        lo, hi, best, smallest = 0, len(qs) - 1, None, None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            data = self._encode(src, qs[mid], mode, rdoq, adaptive, keep_metadata, work, refine)
-            if len(data) <= limit:
-                best, lo = data, mid + 1
-            else:
-                hi = mid - 1
-                if mid == 0:
-                    smallest = len(data)
+        best, smallest = best_that_fits(
+            qs, lambda q: self._encode(src, q, mode, rdoq, adaptive, keep_metadata, work, refine), limit)
         if best is None:
             raise CodecError(f"the image does not fit in {what}: quality {qs[0]}, the lowest, "
                              f"needs {smallest} bytes")
         return best
 
-    def reduce(self, data: bytes, quality: int, fast: bool = False) -> bytes:
+    def reduce(self, data: bytes, quality: int | None = None, fast: bool = False,
+               max_bytes: int | None = None, max_bpp: float | None = None) -> bytes:
         """A smaller file of the same image from .gqc bytes, at a lower ``quality`` of this model,
         without the original image and without a new GQ search: the file's indices are kept.
 
@@ -647,10 +632,24 @@ class Codec:
         it had; n(q) + 2 decodes, and on Kodak the same rate-distortion as encoding the original.
         Raw files and models without a tuned adaptive layout are reduced the fast way. The
         header keeps the file's codebook width (K) and metadata and records ``quality``.
+
+        ``max_bytes`` / ``max_bpp`` instead of ``quality``: the highest quality whose reduced file
+        fits (the file itself when it already does), bisecting the qualities the file can be
+        reduced to; CodecError when even the lowest does not fit.
         """
         header = bitstream.read_header(data)
         self.check_header(header)
-        q = int(quality)
+        if max_bytes is not None or max_bpp is not None:
+            if quality is not None:
+                raise CodecError("give a quality or a size limit (max_bytes / max_bpp), not both")
+            return self._reduce_to_size(data, header, fast, *size_limit(max_bytes, max_bpp, header.width, header.height))
+        if quality is None:
+            raise CodecError("give the quality to reduce to (or a size limit)")
+        return self._reduce(data, header, int(quality), fast, {})
+
+    def _reduce(self, data: bytes, header: Header, q: int, fast: bool, work: dict) -> bytes:
+        """``reduce`` to quality ``q``; ``work`` carries the file's indices, its decode and the
+        count costs' decodes between calls on the same file."""
         n = self.n_blocks(q)
         if n > header.n_blocks:
             raise CodecError(f"quality {q} keeps {n} blocks per position, the file has only {header.n_blocks}: "
@@ -662,14 +661,37 @@ class Codec:
                                  + ("a raw file cannot be reduced further at this quality" if header.coding == "raw"
                                     else "only re-choosing the counts (without fast) can make it smaller"))
             return bitstream.truncate(data, n, prior=self.prior, quality=q)
-        header, indices = bitstream.unpack(data, prior=self.prior)
-        H, W = header.height, header.width
+        if "indices" not in work:
+            work["indices"] = bitstream.unpack(data, prior=self.prior)[1]
+        indices = work["indices"]
         with self._lock:
-            ref = self.decode_array(indices, H, W, header.K_bits)
-            have = np.minimum((indices >= 0).sum(axis=0), n)  # coded blocks are a prefix at every position
-            se, bits = self.count_costs(ref, indices[:n], header.K_bits)  # rows past a position's SKIPs: masked
+            if "ref" not in work:
+                work["ref"] = self.decode_array(indices, header.height, header.width, header.K_bits)
+            # rows past a position's SKIPs are masked by the limit; se rows depend on the leading blocks only
+            se, bits = self.count_costs(work["ref"], indices[:n], header.K_bits, known_se=work.get("se"))
+            if work.get("se") is None or work["se"].shape[0] < se.shape[0]:
+                work["se"] = se
+        have = np.minimum((indices >= 0).sum(axis=0), n)  # coded blocks are a prefix at every position
         counts = self.pick_counts(se, bits, lam, limit=have)
         return bitstream.truncate(data, n, prior=self.prior, quality=q, counts=counts)
+
+    def _reduce_to_size(self, data: bytes, header: Header, fast: bool, limit: int, what: str) -> bytes:
+        if len(data) <= limit:
+            return data
+        recount = not fast and header.coding == "range" and self.prior is not None
+        # every quality with fewer blocks; with the same number only lower tuned ones, by choosing counts again
+        qs = [q for q in self.qualities if self.n_blocks(q) < header.n_blocks
+              or (self.n_blocks(q) == header.n_blocks and recount and q < header.quality
+                  and self.adaptive_lambda(q) is not None)]
+        if not qs:
+            raise CodecError(f"the file ({len(data)} bytes) does not fit in {what} and has no lower quality to "
+                             f"reduce to ({header.n_blocks} blocks per position)")
+        work: dict = {}
+        best, smallest = best_that_fits(qs, lambda q: self._reduce(data, header, q, fast, work), limit)
+        if best is None:
+            raise CodecError(f"the file does not fit in {what}: reduced to quality {qs[0]}, the lowest, "
+                             f"it needs {smallest} bytes")
+        return best
 
     def check_header(self, header: Header) -> None:
         cfg = self.model.config
@@ -700,6 +722,38 @@ class Codec:
         # unpack has checked the whole file, metadata block included: only its chunks are left to read
         img.info.update(decode_metadata(bytes(memoryview(data)[HEADER_SIZE + header.payload_length:])))
         return img
+
+
+def best_that_fits(qualities: list[int], make, limit: int) -> tuple[bytes | None, int | None]:
+    """Bisect ``qualities`` (ascending; file sizes grow with quality) for the highest one whose file
+    ``make(q)`` is at most ``limit`` bytes: ``(that file or None, the size of the lowest quality's
+    file when it was made and did not fit)``. Only a file that was made and measured is returned."""
+    lo, hi, best, smallest = 0, len(qualities) - 1, None, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        data = make(qualities[mid])
+        if len(data) <= limit:
+            best, lo = data, mid + 1
+        else:
+            hi = mid - 1
+            if mid == 0:
+                smallest = len(data)
+    return best, smallest
+
+
+def size_limit(max_bytes: int | None, max_bpp: float | None, width: int, height: int) -> tuple[int, str]:
+    """``(bytes, description)`` of a file size limit given as ``max_bytes`` or as ``max_bpp`` of a
+    ``width`` x ``height`` image (exactly one of the two)."""
+    if (max_bytes is None) == (max_bpp is None):
+        raise CodecError("give exactly one of max_bytes and max_bpp")
+    if max_bpp is not None:
+        if not (np.isfinite(max_bpp) and max_bpp > 0):
+            raise CodecError(f"max_bpp must be a positive number, got {max_bpp}")
+        limit = int(max_bpp * height * width // 8)
+        return limit, f"{max_bpp:g} bpp ({limit} bytes)"
+    if int(max_bytes) != max_bytes or max_bytes < 1:
+        raise CodecError(f"max_bytes must be a positive integer, got {max_bytes}")
+    return int(max_bytes), f"{int(max_bytes)} bytes"
 
 
 _codecs: dict = {}
@@ -747,14 +801,16 @@ def decompress(data: bytes) -> Image.Image:
     return load(header.model_id).decompress(data)
 
 
-def reduce(data: bytes, quality: int, fast: bool = False) -> bytes:
-    """A smaller file of the image in .gqc bytes at a lower ``quality``, with the model named in
-    their header and without the original image (:meth:`Codec.reduce`)."""
+def reduce(data: bytes, quality: int | None = None, fast: bool = False, max_bytes: int | None = None,
+           max_bpp: float | None = None) -> bytes:
+    """A smaller file of the image in .gqc bytes at a lower ``quality`` (or the best that fits in
+    ``max_bytes`` / ``max_bpp``), with the model named in their header and without the original
+    image (:meth:`Codec.reduce`)."""
     header = bitstream.read_header(data)
     if header.model_id not in zoo.model_names():
         raise CodecError(f"file was made by model '{header.model_id}', which is not installed "
                          f"(installed: {', '.join(zoo.model_names()) or 'none'})")
-    return load(header.model_id).reduce(data, quality, fast=fast)
+    return load(header.model_id).reduce(data, quality, fast=fast, max_bytes=max_bytes, max_bpp=max_bpp)
 
 
 __all__ = ["Codec", "CodecError", "FormatError", "compress", "decompress", "info", "load", "reduce"]

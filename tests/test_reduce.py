@@ -141,6 +141,29 @@ def test_reduce_refuses_to_grow_and_other_models_files(tuned, tmp_path, monkeypa
         tuned.reduce(foreign, 1)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_reduce_to_a_size_gives_the_best_quality_that_fits(tuned, fast):
+    from gqcodec.codec import CodecError
+
+    data = tuned.compress(_image(h=96, w=128), quality=3)
+    sizes = {q: len(tuned.reduce(data, q, fast=fast)) for q in (1, 2)}
+    sizes[3] = len(data)
+    assert sizes[1] < sizes[2] < sizes[3]
+    assert tuned.reduce(data, max_bytes=sizes[3]) == data  # it fits already
+    for q in (1, 2):
+        for limit in (sizes[q], sizes[q + 1] - 1):
+            out = tuned.reduce(data, fast=fast, max_bytes=limit)
+            # the same bytes as reducing to that quality on its own (the tries share their decodes)
+            assert read_header(out).quality == q and out == tuned.reduce(data, q, fast=fast)
+    assert read_header(tuned.reduce(data, fast=fast, max_bpp=(8 * sizes[2] + 4) / (96 * 128))).quality == 2
+    with pytest.raises(CodecError, match="does not fit"):
+        tuned.reduce(data, fast=fast, max_bytes=sizes[1] - 1)
+    with pytest.raises(CodecError, match="not both"):
+        tuned.reduce(data, 1, max_bytes=10_000)
+    with pytest.raises(CodecError, match="exactly one"):
+        tuned.reduce(data, max_bytes=10_000, max_bpp=1.0)
+
+
 def test_cli_reduce(tuned, tmp_path):
     from gqcodec.cli import main
 
@@ -154,16 +177,20 @@ def test_cli_reduce(tuned, tmp_path):
     assert "quality 3 -> 1" in res.output and read_header(small.read_bytes()).quality == 1
     assert run("reduce", gqc, fast, "-q", "1", "--fast").exit_code == 0
     assert read_header(fast.read_bytes()).n_blocks == 1
+    res = run("reduce", gqc, tmp_path / "b.gqc", "--max-bytes", len(fast.read_bytes()))
+    assert res.exit_code == 0 and len((tmp_path / "b.gqc").read_bytes()) <= len(fast.read_bytes())
     before = small.read_bytes()
     for args, words in ((("reduce", gqc, small, "-q", "1"), "exists"),
                         (("reduce", small, tmp_path / "x.gqc", "-q", "3"), "only"),
                         (("reduce", src, tmp_path / "y.gqc", "-q", "1"), "gqc"),
-                        (("reduce", tmp_path / "none.gqc", tmp_path / "z.gqc", "-q", "1"), "no such file")):
+                        (("reduce", tmp_path / "none.gqc", tmp_path / "z.gqc", "-q", "1"), "no such file"),
+                        (("reduce", gqc, tmp_path / "z.gqc"), "give one of"),
+                        (("reduce", gqc, tmp_path / "z.gqc", "--max-bytes", 5), "does not fit")):
         res = run(*args)
         lines = [line for line in res.output.splitlines() if line.strip()]
         assert res.exit_code != 0 and len(lines) == 1 and words in lines[0], res.output
     assert small.read_bytes() == before  # nothing the user had is lost
-    assert not (tmp_path / "x.gqc").exists() and not (tmp_path / "y.gqc").exists()
+    assert not any((tmp_path / f).exists() for f in ("x.gqc", "y.gqc", "z.gqc"))
 
 
 def test_eval_reduce_tool_writes_a_ladder_of_reduced_files(tuned, tmp_path, capsys):
