@@ -171,18 +171,13 @@ def compress(src, dst, quality, mode, rdoq, adaptive, refine, max_bytes, max_bpp
 @click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
 def decompress(src, dst, fmt, device, force):
     """Decompress SRC (.gqc; - for stdin) to image DST (format from its extension; - for stdout)."""
-    from .codec import load
+    from .codec import load_for
     from .imageio import save_metadata_kwargs
-    from . import zoo
 
     check_output(dst, force)
     fmt = image_format_for(dst, fmt)
     data = read_input(src)
-    header = bitstream.read_header(data)
-    if header.model_id not in zoo.model_names():
-        raise UserError(f"{src} was made by model '{header.model_id}', which is not installed "
-                        f"(installed: {', '.join(zoo.model_names()) or 'none'})")
-    img = load(header.model_id, device=device).decompress(data)
+    img = load_for(bitstream.read_header(data), device, what=src).decompress(data)
     buf = io.BytesIO()
     try:
         img.save(buf, format=fmt, **save_metadata_kwargs(img, fmt))
@@ -208,18 +203,14 @@ def reduce(src, dst, quality, max_bytes, max_bpp, fast, device, force):
     blocks, the way the encoder of that quality chooses them, or with --fast exactly the first
     n(q). Metadata is kept.
     """
-    from .codec import load
-    from . import zoo
+    from .codec import load_for
 
     check_output(dst, force)
     if [quality, max_bytes, max_bpp].count(None) != 2:
         raise UserError("give one of -q/--quality, --max-bytes and --max-bpp")
     data = read_input(src)
     header = bitstream.read_header(data)
-    if header.model_id not in zoo.model_names():
-        raise UserError(f"{src} was made by model '{header.model_id}', which is not installed "
-                        f"(installed: {', '.join(zoo.model_names()) or 'none'})")
-    out = load(header.model_id, device=device).reduce(data, quality, fast=fast, max_bytes=max_bytes, max_bpp=max_bpp)
+    out = load_for(header, device, what=src).reduce(data, quality, fast=fast, max_bytes=max_bytes, max_bpp=max_bpp)
     write_atomic(dst, out, force)
     if dst != "-":
         h = bitstream.read_header(out)

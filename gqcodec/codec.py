@@ -792,13 +792,18 @@ def info(data: bytes) -> Header:
     return bitstream.read_header(data)
 
 
+def load_for(header: Header, device: str = "cpu", what: str = "file") -> Codec:
+    """The codec of the model named in a .gqc ``header``; CodecError (naming ``what``, the file)
+    when that model is not installed."""
+    if header.model_id not in zoo.model_names():
+        raise CodecError(f"{what} was made by model '{header.model_id}', which is not installed "
+                         f"(installed: {', '.join(zoo.model_names()) or 'none'})")
+    return load(header.model_id, device=device)
+
+
 def decompress(data: bytes) -> Image.Image:
     """Decode .gqc bytes with the model named in their header."""
-    header = bitstream.read_header(data)
-    if header.model_id not in zoo.model_names():
-        raise CodecError(f"file was made by model '{header.model_id}', which is not installed "
-                         f"(installed: {', '.join(zoo.model_names()) or 'none'})")
-    return load(header.model_id).decompress(data)
+    return load_for(bitstream.read_header(data)).decompress(data)
 
 
 def reduce(data: bytes, quality: int | None = None, fast: bool = False, max_bytes: int | None = None,
@@ -806,11 +811,7 @@ def reduce(data: bytes, quality: int | None = None, fast: bool = False, max_byte
     """A smaller file of the image in .gqc bytes at a lower ``quality`` (or the best that fits in
     ``max_bytes`` / ``max_bpp``), with the model named in their header and without the original
     image (:meth:`Codec.reduce`)."""
-    header = bitstream.read_header(data)
-    if header.model_id not in zoo.model_names():
-        raise CodecError(f"file was made by model '{header.model_id}', which is not installed "
-                         f"(installed: {', '.join(zoo.model_names()) or 'none'})")
-    return load(header.model_id).reduce(data, quality, fast=fast, max_bytes=max_bytes, max_bpp=max_bpp)
+    return load_for(bitstream.read_header(data)).reduce(data, quality, fast=fast, max_bytes=max_bytes, max_bpp=max_bpp)
 
 
 __all__ = ["Codec", "CodecError", "FormatError", "compress", "decompress", "info", "load", "reduce"]
