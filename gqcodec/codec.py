@@ -647,6 +647,14 @@ class Codec:
             raise CodecError("give the quality to reduce to (or a size limit)")
         return self._reduce(data, header, int(quality), fast, {})
 
+    def reduce_targets(self, n_blocks: int, quality: int, fast: bool = False, coding: str = "range") -> list[int]:
+        """The qualities (ascending) a file with ``n_blocks`` blocks per position, written at
+        ``quality``, can be reduced to: every one with fewer blocks; with as many, only lower tuned
+        ones, whose counts are chosen again (so not with ``fast`` or raw coding)."""
+        recount = not fast and coding == "range" and self.prior is not None
+        return [q for q in self.qualities if self.n_blocks(q) < n_blocks
+                or (self.n_blocks(q) == n_blocks and recount and q < quality and self.adaptive_lambda(q) is not None)]
+
     def _reduce(self, data: bytes, header: Header, q: int, fast: bool, work: dict) -> bytes:
         """``reduce`` to quality ``q``; ``work`` carries the file's indices, its decode and the
         count costs' decodes between calls on the same file."""
@@ -678,11 +686,7 @@ class Codec:
     def _reduce_to_size(self, data: bytes, header: Header, fast: bool, limit: int, what: str) -> bytes:
         if len(data) <= limit:
             return data
-        recount = not fast and header.coding == "range" and self.prior is not None
-        # every quality with fewer blocks; with the same number only lower tuned ones, by choosing counts again
-        qs = [q for q in self.qualities if self.n_blocks(q) < header.n_blocks
-              or (self.n_blocks(q) == header.n_blocks and recount and q < header.quality
-                  and self.adaptive_lambda(q) is not None)]
+        qs = self.reduce_targets(header.n_blocks, header.quality, fast, header.coding)
         if not qs:
             raise CodecError(f"the file ({len(data)} bytes) does not fit in {what} and has no lower quality to "
                              f"reduce to ({header.n_blocks} blocks per position)")

@@ -221,3 +221,20 @@ def test_eval_reduce_tool_writes_a_ladder_of_reduced_files(tuned, tmp_path, caps
         assert res["bpp"][top] == own["bpp"][own["quality"].index(3)]
         assert res["bpp"][res["quality"].index(1)] < res["bpp"][top]
     assert '"bd_rate"' in capsys.readouterr().out
+
+
+@pytest.fixture
+def two_tops(tmp_path, monkeypatch):
+    from fakezoo import installed_codec
+
+    yield from installed_codec(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 2},
+                               adaptive_lambda={"1": 50.0, "2": 50.0, "3": 20.0})
+
+
+def test_reduce_targets_are_the_qualities_a_file_can_become(two_tops):
+    c = two_tops
+    assert c.reduce_targets(2, 3) == [1, 2]          # quality 2 has as many blocks: counts chosen again
+    assert c.reduce_targets(2, 3, fast=True) == [1]  # the prefix alone cannot make it smaller
+    assert c.reduce_targets(2, 3, coding="raw") == [1]
+    assert c.reduce_targets(2, 0) == [1]             # quality unknown (0): no same-size quality is lower
+    assert c.reduce_targets(1, 1) == []

@@ -32,30 +32,28 @@ class ReduceAdapter(GQCodecAdapter):
     def __init__(self, source_quality: int, fast: bool = False, model: str | None = None, codec=None):
         super().__init__(model=model, codec=codec)
         c = self.codec
-        n = c.n_blocks(source_quality)
         self.source_quality, self.fast = int(source_quality), fast
-        self.qualities = [q for q in c.qualities if q < self.source_quality and c.n_blocks(q) <= n] + [self.source_quality]
+        self.qualities = c.reduce_targets(c.n_blocks(source_quality), self.source_quality, fast) + [self.source_quality]
         self.name = f"gqcodec-{c.name}-reduced-q{self.source_quality}" + ("-fast" if fast else "")
         how = "the first n(q) blocks of each position" if fast else "block counts chosen again (Codec.reduce)"
         self.description = (f"{self.description}; qualities {', '.join(map(str, self.qualities[:-1]))} made by "
                             f"gqcodec reduce from the quality-{self.source_quality} file ({how})")
         self._sources: dict = {}  # sha256 of the image's pixels -> its source file
 
-    @staticmethod
-    def _key(img: Image.Image) -> str:
-        return hashlib.sha256(img.tobytes()).hexdigest()
+    def _source(self, img: Image.Image) -> bytes:
+        """The image's source file, encoded on first use."""
+        key = hashlib.sha256(img.tobytes()).hexdigest()
+        if key not in self._sources:
+            self._sources[key] = super().encode(img, self.source_quality)
+        return self._sources[key]
 
     def prepare(self, images) -> None:
         """Encode every image's source file before the evaluation times ``encode`` (the reductions)."""
         for path in images:
-            img = load_rgb(path)
-            self._sources[self._key(img)] = super().encode(img, self.source_quality)
+            self._source(load_rgb(path))
 
     def encode(self, img: Image.Image, quality) -> bytes:
-        key = self._key(img)
-        if key not in self._sources:
-            self._sources[key] = super().encode(img, self.source_quality)
-        src = self._sources[key]
+        src = self._source(img)
         if int(quality) == self.source_quality:
             return src
         return self.codec.reduce(src, int(quality), fast=self.fast)
