@@ -203,14 +203,15 @@ def reduce(src, dst, quality, max_bytes, max_bpp, fast, device, force):
     blocks, the way the encoder of that quality chooses them, or with --fast exactly the first
     n(q). Metadata is kept.
     """
-    from .codec import load_for
+    from .card import reducer_for
 
     check_output(dst, force)
     if [quality, max_bytes, max_bpp].count(None) != 2:
         raise UserError("give one of -q/--quality, --max-bytes and --max-bpp")
     data = read_input(src)
     header = bitstream.read_header(data)
-    out = load_for(header, device, what=src).reduce(data, quality, fast=fast, max_bytes=max_bytes, max_bpp=max_bpp)
+    maker = reducer_for(header, fast, device, what=src)  # fast: the model's ladder and prior, no torch
+    out = maker.reduce(data, quality, fast=fast, max_bytes=max_bytes, max_bpp=max_bpp)
     write_atomic(dst, out, force)
     if dst != "-":
         h = bitstream.read_header(out)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
-from .model import GQConfig, GQVAE
+from .config import GQConfig
 
-import os
+if TYPE_CHECKING:  # the registry, priors and model hashes need no torch; only the network does
+    from .model import GQVAE
 
 # GQCODEC_WEIGHTS_DIR points the registry at another folder of models (same layout)
 WEIGHTS_DIR = Path(os.environ.get("GQCODEC_WEIGHTS_DIR") or Path(__file__).resolve().parent / "weights")
@@ -27,6 +28,8 @@ WEIGHTS_DIR = Path(os.environ.get("GQCODEC_WEIGHTS_DIR") or Path(__file__).resol
 def export_state(model: GQVAE) -> dict:
     """The state dict as a weights file stores it: convolution kernels fp16; GDN parameters and
     biases (tiny values near the reparameterisation pedestal) fp32."""
+    import torch
+
     return {k: (v.detach().to(torch.float16) if v.dim() == 4 else v.detach().float()).contiguous()
             for k, v in model.state_dict().items()}
 
@@ -42,23 +45,34 @@ def export_weights(model: GQVAE, path: str | Path, extra: dict | None = None) ->
 
 def _save(state: dict, path: str | Path, meta: dict) -> None:
     """Write a safetensors file atomically (a failed write leaves no partial file)."""
+    from safetensors.torch import save_file
+
     from .fileutil import write_atomic
 
     write_atomic(path, lambda tmp: save_file(state, tmp, metadata=meta))
 
 
 def read_metadata(path: str | Path) -> dict:
-    with safe_open(str(path), framework="pt") as f:
+    with safe_open(str(path), framework="numpy") as f:
         return f.metadata() or {}
+
+
+def read_config(path: str | Path) -> GQConfig:
+    """The model config in a weights file's metadata; ValueError when it has none."""
+    meta = read_metadata(path)
+    if "config" not in meta:
+        raise ValueError(f"{path}: not a gqcodec weights file (no config in metadata)")
+    return GQConfig.from_dict(json.loads(meta["config"]))
 
 
 def load_weights(path: str | Path, device: str = "cpu") -> GQVAE:
     """A GQVAE (fp32, eval mode) from a weights file written by :func:`export_weights`."""
-    meta = read_metadata(path)
-    if "config" not in meta:
-        raise ValueError(f"{path}: not a gqcodec weights file (no config in metadata)")
-    model = GQVAE(GQConfig.from_dict(json.loads(meta["config"])))
-    if meta.get("decoder_only") == "1":
+    from safetensors.torch import load_file
+
+    from .model import GQVAE
+
+    model = GQVAE(read_config(path))
+    if read_metadata(path).get("decoder_only") == "1":
         model.drop_encoder()
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     model.load_state_dict(state, strict=True)
@@ -68,9 +82,10 @@ def load_weights(path: str | Path, device: str = "cpu") -> GQVAE:
 def strip_encoder(src: str | Path, dst: str | Path) -> None:
     """Write ``src``'s weights without the analysis transform (``g_a``) to ``dst``: a decoder-only
     file, marked ``decoder_only`` in its metadata. The decoder's tensors are copied unchanged."""
+    from safetensors.torch import load_file
+
+    read_config(src)  # a gqcodec weights file
     meta = read_metadata(src)
-    if "config" not in meta:
-        raise ValueError(f"{src}: not a gqcodec weights file (no config in metadata)")
     state = {k: v for k, v in load_file(str(src)).items() if not k.startswith("g_a.")}
     _save(state, dst, {**meta, "decoder_only": "1"})
 
@@ -79,13 +94,17 @@ def weights_digest(path: str | Path) -> str:
     """SHA-256 over a weights file's content: config and tensors in name order.
 
     (The file bytes themselves are not stable: safetensors writes metadata in
-    hash-map order.)
+    hash-map order.) The tensors are read with numpy, no torch; each dtype enters the digest
+    under torch's name (``torch.float16``), as when the digests in the registry and in every
+    shipped file's model hash were first computed.
     """
+    from safetensors.numpy import load_file
+
     meta = read_metadata(path)
     h = hashlib.sha256(json.dumps(json.loads(meta.get("config", "{}")), sort_keys=True).encode())
     for k, v in sorted(load_file(str(path)).items()):
-        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
-        h.update(v.contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+        h.update(f"{k}|torch.{v.dtype}|{tuple(v.shape)}|".encode())
+        h.update(v.tobytes() if v.size else b"")  # C order, native (little-endian) bytes
     return h.hexdigest()
 
 
@@ -161,6 +180,16 @@ def weights_path(name: str | None = None) -> Path:
     return WEIGHTS_DIR / entry(name)["weights"]
 
 
+def model_config(name: str | None = None) -> GQConfig:
+    """The config of an installed model (the default model when ``name`` is None), from its
+    weights file's metadata (no torch)."""
+    e = entry(name)
+    key = ("config", e["name"])
+    if key not in _cache:
+        _cache[key] = read_config(WEIGHTS_DIR / e["weights"])
+    return _cache[key]
+
+
 def load_model(name: str | None = None, device: str = "cpu") -> GQVAE:
     e = entry(name)
     key = ("model", e["name"], str(device))
@@ -192,7 +221,7 @@ def model_hash(name: str | None = None) -> bytes:
     if key not in _cache:
         from .codebook import codebook_hash
 
-        cfg = GQConfig.from_dict(json.loads(read_metadata(WEIGHTS_DIR / e["weights"])["config"]))
+        cfg = model_config(e["name"])
         h = hashlib.sha256()
         digest = weights_digest(WEIGHTS_DIR / e["weights"])
         if e.get("decoder_only") and digest == e.get("decoder_digest"):

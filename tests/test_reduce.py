@@ -193,6 +193,52 @@ def test_cli_reduce(tuned, tmp_path):
     assert not any((tmp_path / f).exists() for f in ("x.gqc", "y.gqc", "z.gqc"))
 
 
+NO_TORCH = """
+import sys
+import gqcodec
+from gqcodec import zoo
+from gqcodec.cli import main
+
+src, api, cli = sys.argv[1:4]
+data = open(src, "rb").read()
+open(api, "wb").write(gqcodec.reduce(data, 1, fast=True))
+for args in (["reduce", src, cli, "-q", "1", "--fast"], ["models"]):
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit as e:
+        assert not e.code, e.code
+try:
+    gqcodec.ModelCard("tiny").reduce(data, 2)  # choosing the counts again needs the decoder
+except gqcodec.CodecError as e:
+    print("refused:", e)
+print("hash", zoo.model_hash("tiny").hex())
+print("torch imported:", "torch" in sys.modules)
+"""
+
+
+def test_fast_reduce_and_the_model_list_need_no_torch(tuned, tmp_path):
+    """Listing the models, checking a file against its model (hash included) and a fast reduction
+    (API and CLI) run without importing torch, and make the same bytes as the loaded codec."""
+    import os
+    import subprocess
+    import sys
+
+    from gqcodec import zoo
+
+    src = tmp_path / "a.gqc"
+    src.write_bytes(data := tuned.compress(_image(), quality=3))
+    api, cli = tmp_path / "api.gqc", tmp_path / "cli.gqc"
+    env = dict(os.environ, GQCODEC_WEIGHTS_DIR=str(zoo.WEIGHTS_DIR))
+    r = subprocess.run([sys.executable, "-c", NO_TORCH, str(src), str(api), str(cli)], env=env,
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "torch imported: False" in r.stdout, r.stdout
+    assert f"hash {tuned.hash.hex()}" in r.stdout and "tiny (default)" in r.stdout
+    assert "refused: choosing the block counts again needs the model's decoder" in r.stdout
+    want = tuned.reduce(data, 1, fast=True)
+    assert api.read_bytes() == want and cli.read_bytes() == want
+
+
 def test_eval_reduce_tool_writes_a_ladder_of_reduced_files(tuned, tmp_path, capsys):
     import importlib.util
     import json
