@@ -83,12 +83,36 @@ def size_limit_options(what: str):
     return add
 
 
+class UsageLine(click.UsageError):
+    """A usage error as one ``gqcodec: error: ...`` line naming the command's help (exit status 2)."""
+
+    def show(self, file=None):
+        where = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"gqcodec: error: {self.format_message()}{where}", err=True)
+
+    @classmethod
+    def of(cls, e: click.UsageError) -> click.UsageError:
+        """``e`` as one line; click's "no arguments: show the help" stays as it is."""
+        if isinstance(e, (cls, getattr(click.exceptions, "NoArgsIsHelpError", ()))):
+            return e
+        return cls(e.format_message(), e.ctx)
+
+
 class SafeGroup(click.Group):
-    """Turns every failure of a subcommand into one ``gqcodec: error: ...`` line (exit 1)."""
+    """Turns every failure of a subcommand into one ``gqcodec: error: ...`` line (exit 1; usage
+    errors exit 2)."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:  # the group's own options (gqcodec --bogus)
+            raise UsageLine.of(e) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a subcommand's arguments
+            raise UsageLine.of(e) from None
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:

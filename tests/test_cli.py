@@ -222,3 +222,20 @@ def test_closed_stdout_pipe_ends_quietly():
     err = p.stderr.read().decode()
     p.wait(timeout=120)
     assert "error" not in err and "Traceback" not in err, err
+
+
+def test_usage_errors_are_one_line_naming_the_help(tmp_path):
+    """Wrong arguments get one ``gqcodec: error:`` line pointing at the command's --help and exit
+    status 2 (click's usage block would be four lines); no arguments at all still show the help.
+    (The test runner names the program ``main``, the console script ``gqcodec``.)"""
+    for args, words in ((("compress", "a.png"), ("Missing argument 'DST'", " compress --help'")),
+                        (("compress", "a.png", "b.gqc", "-q", "abc"), ("'abc' is not a valid integer",)),
+                        (("reduce", "a.gqc", "b.gqc", "--max-bytes", "0"), ("--max-bytes", " reduce --help'")),
+                        (("frobnicate",), ("No such command 'frobnicate'", "(see '")),
+                        (("--bogus",), ("No such option '--bogus'",))):
+        res = run(*args)
+        one_line_error(res, "gqcodec: error:", *words)
+        assert res.exit_code == 2
+    assert not (tmp_path / "b.gqc").exists()
+    res = run()
+    assert res.output.startswith("Usage: ") and "Commands:" in res.output
