@@ -174,6 +174,9 @@ def compress(src, dst, quality, mode, rdoq, adaptive, refine, max_bytes, max_bpp
     if quality is not None and (max_bytes is not None or max_bpp is not None):
         raise UserError("give -q/--quality or a size limit (--max-bytes / --max-bpp), not both")
     image = open_image(read_input(src)) if src == "-" else open_image(src)
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        click.echo(f"gqcodec: note: {src} has {frames} frames; only the first is coded", err=True)
     codec = load(model, device=device)
     data = codec.compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive,
                           max_bytes=max_bytes, max_bpp=max_bpp, keep_metadata=not strip_metadata, refine=refine)

@@ -239,3 +239,17 @@ def test_usage_errors_are_one_line_naming_the_help(tmp_path):
     assert not (tmp_path / "b.gqc").exists()
     res = run()
     assert res.output.startswith("Usage: ") and "Commands:" in res.output
+
+
+def test_animated_input_codes_the_first_frame_and_says_so(tiny, tmp_path):
+    frames = [Image.new("RGB", (40, 24), c) for c in ("red", "blue", "green")]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    res = run("compress", gif, tmp_path / "a.gqc")
+    assert res.exit_code == 0, res.output
+    assert f"note: {gif} has 3 frames; only the first is coded" in res.output
+    for i, f in enumerate(frames[:2]):  # the file is the first frame's own encode, not the second's
+        f.save(tmp_path / f"f{i}.png")
+        res = run("compress", tmp_path / f"f{i}.png", tmp_path / f"f{i}.gqc")
+        assert res.exit_code == 0 and "frames" not in res.output
+    assert (tmp_path / "a.gqc").read_bytes() == (tmp_path / "f0.gqc").read_bytes() != (tmp_path / "f1.gqc").read_bytes()
