@@ -30,3 +30,22 @@ def test_choose_top_keeps_the_top_quality_near_plain_psnr():
     assert tune.choose_top(res, 8, 0.15) == 0.5
     assert tune.choose_top(res, 8, 0.0) == 0.0
     assert tune.choose_top(res, 8, 1.0) == 1.0
+
+
+def test_a_finished_ladder_is_measured_but_not_overwritten(tmp_path, monkeypatch, capsys):
+    """Qualities that share a block count (a widened top) give one BD point, so measuring a
+    released model works; --write, which would replace the wide top's strengths, refuses."""
+    from fakezoo import half_flat_pack, install
+
+    from gqcodec import codec, zoo
+
+    install(tmp_path / "w", monkeypatch, ladder={"1": 1, "2": 2, "3": 3, "4": 3}, index_bits={"4": 9},
+            rdoq_by_quality={"4": 0.5})
+    pack = half_flat_pack(tmp_path / "pack", n=2)
+    tune.main(["--model", "tiny", "--data", str(pack), "--images", "2", "--gammas", "0,1"])
+    assert "gamma 1: BD-rate vs plain search" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="wider codebooks"):
+        tune.main(["--model", "tiny", "--data", str(pack), "--images", "2", "--gammas", "0,1", "--write"])
+    assert zoo.read_registry()["models"]["tiny"]["rdoq_by_quality"] == {"4": 0.5}
+    zoo._cache.clear()
+    codec._codecs.clear()

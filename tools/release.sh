@@ -6,7 +6,8 @@
 # 1. fp16 weights + index prior + registry entry (tools/ship_model.py)
 # 2. the prior re-measured under rate-optimised quantization (tools/rdoq_prior.py, one run per
 #    "gamma:images" step of RDOQ_STEPS), the encoder's RDOQ strength (tools/tune_rdoq.py) and the
-#    adaptive-rate multipliers (tools/tune_adaptive.py), the encoder's index refinement (tools/tune_refine.py)
+#    adaptive-rate multipliers (tools/tune_adaptive.py), the prior tempered to adaptive files' indices
+#    (tools/temper_prior.py; TEMPER=0 skips it), the encoder's index refinement (tools/tune_refine.py)
 #    and the wide-codebook top of the ladder (tools/tune_wide.py; WIDE = QUALITY=K_bits,rdoq,lambda
 #    settings; it runs last because the two tuners above treat every quality as narrow)
 # 3. Kodak evaluation, registry numbers, RD plot and BD table (tools/eval_release.sh)
@@ -27,6 +28,8 @@ for rd in ${RDOQ_STEPS:-2:600 2.5:1400}; do
 done
 step python tools/tune_rdoq.py --model "$name" --gammas 0,0.5,1,1.5,2,2.5,3,3.5,4 --write
 step python tools/tune_adaptive.py --model "$name" --images 32 --write
+# the prior tempered to the indices adaptive files code (p ** tau per block; docs/design.md, "Index prior")
+[ "${TEMPER:-1}" = 0 ] || step python tools/temper_prior.py --model "$name" --images "${TEMPER_IMAGES:-100}" --threads 2 --write
 if [ -n "${REFINE_FROM:-}" ]; then
   step python tools/tune_refine.py --model "$name" --inherit "$REFINE_FROM" --write
 else

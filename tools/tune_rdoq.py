@@ -83,13 +83,20 @@ def main(argv=None) -> None:
     files = list_images(a.data)[-a.images:]
     images = load_pack(files, 16)
     gammas = sorted({0.0, *(float(g) for g in a.gammas.split(","))})
+    if a.write and codec.wide_bits:
+        raise SystemExit(f"{codec.name}'s top qualities search wider codebooks (tools/tune_wide.py), whose RDOQ "
+                         "strengths --write would replace: measure without --write and set 'rdoq' by hand, or tune "
+                         "before tools/tune_wide.py as tools/release.sh does")
     res = measure(codec, images, gammas)
     ref = res[0.0]
+    # one point per block count: qualities that differ only in settings tune_wide adds (8-10) code the same here
+    distinct = [q for q in sorted(codec.ladder) if all(codec.ladder[p] != codec.ladder[q] for p in codec.ladder if p < q)]
     report = {}
     for g in gammas:
         pts = res[g]
-        bd = rd.bd_rate([b for b, _ in ref.values()], [p for _, p in ref.values()],
-                        [b for b, _ in pts.values()], [p for _, p in pts.values()])
+        bd = rd.bd_rate([ref[q][0] for q in distinct], [ref[q][1] for q in distinct],
+                        [pts[q][0] for q in distinct], [pts[q][1] for q in distinct],
+                        method="cubic" if len(distinct) >= 4 else "pchip")  # cubic needs 4 points
         report[g] = bd
         print(f"gamma {g:g}: BD-rate vs plain search {bd:+.2f}%")
     best = choose(report, a.tolerance)

@@ -1,0 +1,150 @@
+"""Temper a shipped model's index prior to the indices adaptive files really code.
+
+The prior is measured on *dense* encodings (every position codes every block, tools/rdoq_prior.py),
+but an adaptive file (the default) codes a block only where it pays for its bits: flat regions,
+where RDOQ lands on a few common codewords, skip their late blocks, and the kept indices are
+spread more widely than the prior expects. Re-measuring histograms on kept indices alone is noisy
+(a few hundred crops for 2^16 codewords per block); tempering the well-estimated dense table,
+``p_b(i) ∝ P_b(i) ** tau_b``, fits one number per block instead. Each run:
+
+1. encodes ``--images`` training-pack crops at ``--qualities`` with the model's shipped settings
+   (RDOQ, adaptive rate) as real files and collects each block's coded indices per quality;
+2. picks ``tau_b`` on a grid to minimise the code length of block b's kept indices, each quality
+   weighted by the inverse of its bits under the current prior (so each quality's relative saving
+   counts the same, as in a BD-rate over the ladder);
+3. with ``--write``, replaces the model's prior file by the tempered integer tables and appends the
+   step to the registry's ``prior_stats.history`` (this changes the model hash: do it to a new
+   model, never to a released one, and re-run the Kodak evaluation).
+
+The crops are ``--offset``.. of the training pack (default: images 1000..1099; the prior itself was
+measured on the first 600–1,400, the tuning tools use the last 32–48 and validation the last 8).
+
+    python tools/temper_prior.py --model gq-n128-c320-r12 --images 100 --write
+    python tools/temper_prior.py --model NAME --from-json fit.json --write   # an earlier run's fit
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import bitstream
+from bitstream import Prior
+from gqcodec import zoo
+from gqcodec.codec import Codec
+from gqcodec.train import DEFAULT_DATA, list_images, load_pack
+
+TAUS = np.round(np.arange(0.40, 1.2001, 0.02), 2)
+
+
+def kept_indices(codec: Codec, images, qualities) -> dict[int, list[np.ndarray]]:
+    """``{quality: [block 0's coded indices, block 1's, ...]}`` over real files of ``images``
+    (only indices below the prior's K: a wide codebook's escaped ones are not the prior's)."""
+    out = {}
+    for q in qualities:
+        per_block: list[list[np.ndarray]] = [[] for _ in range(codec.n_blocks(q))]
+        for im in images:
+            data = codec.compress(im, quality=q)
+            _, idx = bitstream.unpack(data, prior=codec.prior)
+            for b in range(idx.shape[0]):
+                v = idx[b][idx[b] >= 0]
+                per_block[b].append(v[v < codec.prior.K])
+        out[q] = [np.concatenate(v) for v in per_block]
+    return out
+
+
+def tempered_logp(logp: np.ndarray, tau: float) -> np.ndarray:
+    """log2 of ``p ** tau`` renormalised, for one table's log2 probabilities ``logp``."""
+    x = logp * tau
+    return x - np.logaddexp2.reduce(x)
+
+
+def fit_taus(prior: Prior, kept: dict[int, list[np.ndarray]], taus=TAUS) -> tuple[np.ndarray, dict]:
+    """Per block of the prior, the grid ``tau`` minimising the quality-weighted code length of its
+    kept indices (blocks no quality codes keep 1.0); and per quality the bits per kept index
+    before and after."""
+    logw = np.log2(prior.weights().astype(np.float64))
+    logp = logw - np.log2(float(1 << bitstream.prior.PRECISION))
+    nb = prior.T
+    base = {q: sum(-logp[min(b, nb - 1)][v].sum() for b, v in enumerate(vs)) for q, vs in kept.items()}
+    best = np.ones(nb)
+    for b in range(nb):
+        samples = [(q, vs[b]) for q, vs in kept.items() if b < len(vs) and vs[b].size]
+        if not samples:
+            continue
+        cost = [sum(-tempered_logp(logp[b], t)[v].sum() / base[q] for q, v in samples) for t in taus]
+        best[b] = float(taus[int(np.argmin(cost))])
+    report = {}
+    for q, vs in kept.items():
+        n = sum(v.size for v in vs)
+        after = sum(-tempered_logp(logp[min(b, nb - 1)], best[min(b, nb - 1)])[v].sum() for b, v in enumerate(vs))
+        report[q] = {"indices": int(n), "bits_per_index_old": round(base[q] / max(n, 1), 4),
+                     "bits_per_index_new": round(after / max(n, 1), 4)}
+    return best, report
+
+
+def tempered_prior(prior: Prior, taus: np.ndarray) -> Prior:
+    """The integer tables of ``p_b ** tau_b`` (rescaled to 2**24, every entry at least 1); a block
+    with ``tau_b`` = 1 keeps its table exactly."""
+    logp = np.log2(prior.weights().astype(np.float64))
+    rows = []
+    for b in range(prior.T):
+        if taus[b] == 1.0:
+            rows.append(np.asarray(prior.freqs[b], dtype=np.float64))
+        else:
+            rows.append(np.maximum(np.rint(np.exp2(tempered_logp(logp[b], taus[b])) * float(1 << bitstream.prior.PRECISION)), 1))
+    return Prior(np.stack(rows).astype(np.uint32))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--offset", type=int, default=1000, help="first training-pack image to use")
+    ap.add_argument("--qualities", default="1,2,3,4,5,6,7")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--write", action="store_true", help="replace the model's prior file and record the step")
+    ap.add_argument("--from-json", default=None,
+                    help="take the fit (taus, crops, per-quality bits) from an earlier run's printed JSON instead of "
+                         "encoding again; it must have been measured on this model's current prior")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    codec = Codec(a.model)
+    if codec.prior is None:
+        raise SystemExit(f"model {codec.name} has no prior to temper")
+    if a.from_json:
+        out = json.loads(Path(a.from_json).read_text())
+        if out.get("prior_id") != codec.prior.prior_id.hex():
+            raise SystemExit(f"{a.from_json} was measured on prior {out.get('prior_id')}, "
+                             f"not on {codec.name}'s {codec.prior.prior_id.hex()}")
+    else:
+        files = list_images(a.data)[a.offset:a.offset + a.images]
+        if not files:
+            raise SystemExit(f"no training images at {a.offset}.. of {a.data}")
+        images = [im.permute(1, 2, 0).numpy() for im in load_pack(files, 16)]  # uint8 H x W x 3
+        qualities = [int(q) for q in a.qualities.split(",")]
+        t0 = time.time()
+        kept = kept_indices(codec, images, qualities)
+        taus, report = fit_taus(codec.prior, kept)
+        out = {"model": codec.name, "prior_id": codec.prior.prior_id.hex(), "images": len(files), "offset": a.offset,
+               "qualities": qualities, "taus": [float(t) for t in taus], "per_quality": report,
+               "seconds": round(time.time() - t0)}
+    print(json.dumps(out, indent=1))
+    if a.write:
+        tempered_prior(codec.prior, np.asarray(out["taus"])).save(zoo.WEIGHTS_DIR / codec.entry["prior"])
+        reg = zoo.read_registry()
+        stats = reg["models"][codec.name].setdefault("prior_stats", {})
+        stats.setdefault("history", []).append({
+            "tempered": out["taus"], "images": out["images"], "offset": out["offset"], "qualities": out["qualities"],
+            "kept_bits_per_index": {q: [r["bits_per_index_old"], r["bits_per_index_new"]]
+                                    for q, r in out["per_quality"].items()}})
+        zoo.save_registry(reg)
+
+
+if __name__ == "__main__":
+    main()
