@@ -57,9 +57,10 @@ def read_metadata(path: str | Path) -> dict:
         return f.metadata() or {}
 
 
-def read_config(path: str | Path) -> GQConfig:
-    """The model config in a weights file's metadata; ValueError when it has none."""
-    meta = read_metadata(path)
+def read_config(path: str | Path, meta: dict | None = None) -> GQConfig:
+    """The model config in a weights file's metadata (``meta``, when already read); ValueError when
+    it has none."""
+    meta = read_metadata(path) if meta is None else meta
     if "config" not in meta:
         raise ValueError(f"{path}: not a gqcodec weights file (no config in metadata)")
     return GQConfig.from_dict(json.loads(meta["config"]))
@@ -71,8 +72,9 @@ def load_weights(path: str | Path, device: str = "cpu") -> GQVAE:
 
     from .model import GQVAE
 
-    model = GQVAE(read_config(path))
-    if read_metadata(path).get("decoder_only") == "1":
+    meta = read_metadata(path)
+    model = GQVAE(read_config(path, meta))
+    if meta.get("decoder_only") == "1":
         model.drop_encoder()
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     model.load_state_dict(state, strict=True)
@@ -84,8 +86,8 @@ def strip_encoder(src: str | Path, dst: str | Path) -> None:
     file, marked ``decoder_only`` in its metadata. The decoder's tensors are copied unchanged."""
     from safetensors.torch import load_file
 
-    read_config(src)  # a gqcodec weights file
     meta = read_metadata(src)
+    read_config(src, meta)  # a gqcodec weights file
     state = {k: v for k, v in load_file(str(src)).items() if not k.startswith("g_a.")}
     _save(state, dst, {**meta, "decoder_only": "1"})
 

@@ -70,6 +70,9 @@ def test_clone_then_temper_ships_a_new_model_and_old_files_still_decode(tmp_path
     assert zoo.model_hash("tiny-t") == old_hash  # same weights, codebook and prior so far
     with pytest.raises(SystemExit, match="exists"):
         clone_tool.clone("tiny", "tiny-t")
+    for bad in ("x" * 17, "has space", ""):  # the name goes into every file's header (1..16 printable ASCII)
+        with pytest.raises(SystemExit, match="model_id"):
+            clone_tool.clone("tiny", bad)
 
     data = tmp_path / "pack"
     data.mkdir()

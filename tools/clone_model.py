@@ -17,6 +17,7 @@ import argparse
 import copy
 import shutil
 
+from bitstream.header import check_model_id
 from gqcodec import zoo
 
 
@@ -27,8 +28,7 @@ def clone(src: str, new: str, description: str | None = None) -> dict:
         raise SystemExit(f"unknown model {src}")
     if new in reg["models"]:
         raise SystemExit(f"model {new} exists already")
-    if len(new.encode()) > 16 or not new.isascii() or not new.isprintable() or " " in new:
-        raise SystemExit(f"model name {new!r}: 1..16 printable ASCII characters without spaces (the header's model_id)")
+    check_model_id(new, SystemExit)  # the name goes into every file's header
     e = copy.deepcopy(reg["models"][src])
     if e.get("decoder_only"):
         raise SystemExit(f"model {src} is installed for decoding only; clone the default model")

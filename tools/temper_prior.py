@@ -44,17 +44,14 @@ TAUS = np.round(np.arange(0.40, 1.2001, 0.02), 2)
 def kept_indices(codec: Codec, images, qualities) -> dict[int, list[np.ndarray]]:
     """``{quality: [block 0's coded indices, block 1's, ...]}`` over real files of ``images``
     (only indices below the prior's K: a wide codebook's escaped ones are not the prior's)."""
-    out = {}
-    for q in qualities:
-        per_block: list[list[np.ndarray]] = [[] for _ in range(codec.n_blocks(q))]
-        for im in images:
-            data = codec.compress(im, quality=q)
+    per_block = {q: [[] for _ in range(codec.n_blocks(q))] for q in qualities}
+    for im in images:
+        for q, data in codec.compress_many(im, qualities).items():  # the qualities share their search and decodes
             _, idx = bitstream.unpack(data, prior=codec.prior)
             for b in range(idx.shape[0]):
                 v = idx[b][idx[b] >= 0]
-                per_block[b].append(v[v < codec.prior.K])
-        out[q] = [np.concatenate(v) for v in per_block]
-    return out
+                per_block[q][b].append(v[v < codec.prior.K])
+    return {q: [np.concatenate(v) for v in blocks] for q, blocks in per_block.items()}
 
 
 def tempered_logp(logp: np.ndarray, tau: float) -> np.ndarray:
