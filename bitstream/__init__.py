@@ -12,10 +12,10 @@ never), so header parsing is instant::
 
 Every malformed input raises :class:`FormatError` (a ValueError).
 """
-from .container import SKIP, count_code_lengths, count_model, count_table, escape_table, pack, read_metadata, truncate, unpack, wide_code_lengths
+from .container import SKIP, count_code_lengths, count_model, count_table, escape_table, pack, prefix_bits, read_metadata, truncate, unpack, wide_code_lengths
 from .header import HEADER_SIZE, MAGIC, VERSION, FormatError, Header, crc32, read_header
 from .prior import Prior
 
 __all__ = ["FormatError", "HEADER_SIZE", "Header", "MAGIC", "Prior", "SKIP", "VERSION", "count_code_lengths", "count_model",
            "count_table",
-           "crc32", "escape_table", "pack", "read_header", "read_metadata", "truncate", "unpack", "wide_code_lengths"]
+           "crc32", "escape_table", "pack", "prefix_bits", "read_header", "read_metadata", "truncate", "unpack", "wide_code_lengths"]

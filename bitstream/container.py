@@ -19,7 +19,44 @@ def _models(header: Header, prior: Prior | None):
     if header.prior == "uniform":
         model = rangecoder.uniform_model(header.K)
         return lambda b: model
-    return lambda b: prior.model(prior.table_index(b))
+    return PriorBlocks(prior)
+
+
+def _by_table(prior: Prior, b: int, ctx: np.ndarray):
+    """``(table, positions)`` groups of block b's symbols whose positions code ``ctx`` blocks: one
+    group (all positions, ``None``) for a plain prior; for a count-conditioned prior (v5) one per
+    table, in ascending table order, each a boolean mask over the symbols."""
+    if not prior.conditional:
+        return [(prior.table_index(b), None)]
+    tid = prior.tables_for(b, ctx)
+    return [(int(t), tid == t) for t in np.unique(tid)]
+
+
+class PriorBlocks:
+    """Block coder with the model's prior: block b's symbols with block b's table (v1, v2), or for a
+    count-conditioned prior (v5) grouped by table, ascending, each group in the order of the block's
+    coded positions."""
+
+    def __init__(self, prior: Prior):
+        self.prior = prior
+
+    def chunks(self, b: int, symbols: np.ndarray, ctx: np.ndarray):
+        s = np.asarray(symbols).reshape(-1)
+        for t, sel in _by_table(self.prior, b, ctx):
+            yield (s if sel is None else s[sel]), self.prior.model(t)
+
+    def decode(self, dec, b: int, k: int, ctx: np.ndarray) -> np.ndarray:
+        return _decode_groups(dec, self.prior, b, k, ctx)
+
+
+def _decode_groups(dec, prior: Prior, b: int, k: int, ctx: np.ndarray) -> np.ndarray:
+    out = np.empty(k, dtype=np.int64)
+    for t, sel in _by_table(prior, b, ctx):
+        if sel is None:
+            out[:] = dec.decode(prior.model(t), k)
+        elif sel.any():
+            out[sel] = dec.decode(prior.model(t), int(sel.sum()))
+    return out
 
 
 # -- version 3: indices wider than the prior's tables (escape coding) -----------------------------
@@ -48,9 +85,11 @@ def _wide(N: int):
     return rangecoder.categorical_from_weights(w), float(PRECISION - np.log2(w.min())), float(PRECISION - np.log2(w.max()))
 
 
-def wide_code_lengths(prior: Prior, K_bits: int, z: np.ndarray, n_blocks: int) -> list[np.ndarray]:
+def wide_code_lengths(prior: Prior, K_bits: int, z: np.ndarray, n_blocks: int,
+                      tables: list[int] | None = None) -> list[np.ndarray]:
     """Per block, the code length in bits of every index 0..2**K_bits - 1 under v3 escape coding with
-    escape table ``z``: the flag, then the block's prior table (index < K0) or the wide table (the rest)."""
+    escape table ``z``: the flag, then the block's prior table (index < K0) or the wide table (the rest).
+    ``tables`` (one per block) replaces each block's table (default: its representative table)."""
     K0 = prior.K
     N = (1 << K_bits) - K0
     wide_w = quantize(np.ones((1, N), dtype=np.int64))[0]
@@ -60,7 +99,49 @@ def wide_code_lengths(prior: Prior, K_bits: int, z: np.ndarray, n_blocks: int) -
     for b in range(n_blocks):
         fw = escape_weights(z[b]).astype(np.float64)
         fb0, fb1 = PRECISION - np.log2(fw[0]), PRECISION - np.log2(fw[1])
-        out.append(np.concatenate([fb0 + PRECISION - logw[prior.table_index(b)], fb1 + wide_bits]))
+        t = prior.table_index(b) if tables is None else tables[b]
+        out.append(np.concatenate([fb0 + PRECISION - logw[t], fb1 + wide_bits]))
+    return out
+
+
+def prefix_bits(prior: Prior, indices: np.ndarray, K_bits: int | None = None) -> np.ndarray:
+    """(n + 1, h, w): at each position, the code length in bits of its first c indices of ``indices``
+    (n, h, w) when it codes c blocks, c = 0..n, under ``prior`` (a count-conditioned prior picks
+    block b's table by c); with ``K_bits`` wider than the prior's tables, under escape coding with
+    the escape table these indices would get (v3). Count-map costs are not included. Entries past a
+    position's coded blocks (SKIP) are counted as index 0 (rows beyond its count mean nothing)."""
+    idx = np.asarray(indices)
+    n, h, w = idx.shape
+    K0 = prior.K
+    kb0 = K0.bit_length() - 1
+    logw = np.log2(prior.weights().astype(np.float64))
+    wide = K_bits is not None and K_bits > kb0
+    if wide:
+        z = escape_table(idx, K0)
+        N = (1 << K_bits) - K0
+        wide_bits = PRECISION - np.log2(quantize(np.ones((1, N), dtype=np.int64))[0].astype(np.float64))
+        flags = [PRECISION - np.log2(escape_weights(v).astype(np.float64)) for v in z]
+
+    def lengths(b: int, t: int) -> np.ndarray:
+        i = idx[b]
+        lw = logw[t][np.clip(i, 0, K0 - 1)]
+        if not wide:
+            return PRECISION - lw
+        return np.where(i < K0, (flags[b][0] + PRECISION) - lw, flags[b][1] + wide_bits[np.clip(i - K0, 0, N - 1)])
+
+    out = np.zeros((n + 1, h, w))
+    if not prior.conditional:
+        if n:
+            out[1:] = np.cumsum([lengths(b, prior.table_index(b)) for b in range(n)], axis=0)
+        return out
+    prior.check_blocks(n)
+    for b in range(n):
+        cache: dict[int, np.ndarray] = {}
+        for c in range(b + 1, n + 1):
+            t = int(prior.select[b, c])
+            if t not in cache:
+                cache[t] = lengths(b, t)
+            out[c] += cache[t]
     return out
 
 
@@ -68,26 +149,29 @@ class WideBlocks:
     """Block coder of format v3: per coded index an escape flag (block b's escape table weights), then
     block b's flag-0 indices with its prior table and its flag-1 indices minus K0 with the wide table
     (the integer rule on all-ones frequencies over K - K0 values). Within a block: all flags, then all
-    flag-0 indices, then all flag-1 indices, each in the order of the block's coded positions."""
+    flag-0 indices, then all flag-1 indices, each in the order of the block's coded positions (the
+    flag-0 indices grouped by table first, as in :class:`PriorBlocks`, with a count-conditioned prior)."""
 
     def __init__(self, prior: Prior, K_bits: int, z: np.ndarray):
         self.prior, self.K0 = prior, prior.K
         self.flag = [rangecoder.categorical_from_weights(escape_weights(v)) for v in z]
         self.wide = _wide((1 << K_bits) - prior.K)[0]
 
-    def chunks(self, b: int, symbols: np.ndarray):
+    def chunks(self, b: int, symbols: np.ndarray, ctx: np.ndarray):
         s = np.asarray(symbols).reshape(-1)
         f = s >= self.K0
         yield f.astype(np.int32), self.flag[b]
-        yield s[~f], self.prior.model(self.prior.table_index(b))
+        narrow = s[~f]
+        for t, sel in _by_table(self.prior, b, np.asarray(ctx)[~f]):
+            yield (narrow if sel is None else narrow[sel]), self.prior.model(t)
         yield s[f] - self.K0, self.wide
 
-    def decode(self, dec, b: int, k: int) -> np.ndarray:
+    def decode(self, dec, b: int, k: int, ctx: np.ndarray) -> np.ndarray:
         f = np.asarray(dec.decode(self.flag[b], k), dtype=bool)
         out = np.empty(k, dtype=np.int64)
         lo = int(k - f.sum())
         if lo:
-            out[~f] = dec.decode(self.prior.model(self.prior.table_index(b)), lo)
+            out[~f] = _decode_groups(dec, self.prior, b, lo, np.asarray(ctx)[~f])
         if k - lo:
             out[f] = np.asarray(dec.decode(self.wide, k - lo), dtype=np.int64) + self.K0
         return out
@@ -177,7 +261,8 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
     h.layout = "prefix" if skips else "dense"
     h.ext_bits = ext_bits_for(h.K_bits, prior) if h.coding == "range" else 0
     h.metadata_length = len(meta)
-    h.version = version_for(h.layout, h.ext_bits, h.metadata_length)
+    h.version = version_for(h.layout, h.ext_bits, h.metadata_length,
+                            conditional=h.coding == "range" and prior is not None and prior.conditional)
     counts = block_counts(idx) if h.layout == "prefix" else None
     h.prior_id = bytes(8)
     if h.coding == "raw":
@@ -269,8 +354,10 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
             raise FormatError(f"prior mismatch: file was coded with prior {bytes(h.prior_id).hex()}, "
                               f"given prior is {prior.prior_id.hex()}")
         prior.check_blocks(h.n_blocks, FormatError)
-        mb = prior.min_bits()
-        block_bits = [float(mb[prior.table_index(b)]) for b in range(h.n_blocks)]
+        if prior.conditional != (h.version == 5):
+            raise FormatError(f"prior mismatch: a version {h.version} file needs "
+                              + ("a count-conditioned prior" if h.version == 5 else "a prior without count conditioning"))
+        block_bits = [prior.block_min_bits(b) for b in range(h.n_blocks)]
     else:
         block_bits = [float(h.K_bits)] * h.n_blocks
     tb = map_table_bytes(h.n_blocks) if h.layout == "prefix" else 0

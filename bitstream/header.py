@@ -1,4 +1,4 @@
-"""The fixed 96-byte .gqc header (format versions 1 to 4): layout, validation, (de)serialisation.
+"""The fixed 96-byte .gqc header (format versions 1 to 5): layout, validation, (de)serialisation.
 
 Everything here is pure Python (``struct``, ``zlib``); nothing imports numpy
 or torch, so reading a header is instant.  The byte layout is specified in
@@ -13,8 +13,8 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"\x89GQC"
-VERSION = 4                # the newest version: this package reads 1 to 4
-VERSIONS = (1, 2, 3, 4)
+VERSION = 5                # the newest version: this package reads 1 to 5
+VERSIONS = (1, 2, 3, 4, 5)
 HEADER_SIZE = 96
 
 # little-endian, no padding; the header CRC (last 4 bytes) is not part of this struct
@@ -76,10 +76,13 @@ def escape_table_bytes(n_blocks: int) -> int:
     return 4 * _ceil_div(2 * n_blocks, 4)
 
 
-def version_for(layout: str, ext_bits: int = 0, metadata_length: int = 0) -> int:
+def version_for(layout: str, ext_bits: int = 0, metadata_length: int = 0, conditional: bool = False) -> int:
     """The version a writer uses: the lowest that holds the file. 1 for dense files (readable by every
     reader), 2 for the prefix layout, 3 for indices wider than the prior's tables (``ext_bits`` > 0),
-    4 for files that carry image metadata after the payload (``metadata_length`` > 0)."""
+    4 for files that carry image metadata after the payload (``metadata_length`` > 0), 5 for files
+    range-coded with a count-conditioned prior (any layout, ext_bits and metadata)."""
+    if conditional:
+        return 5
     if metadata_length:
         return 4
     if ext_bits:
@@ -226,7 +229,7 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
         raise err(f"field ext_bits out of range: {e} (version 3 files have ext_bits >= 1, "
                   "versions 1 and 2 have none)")
     ml = _int_field(h, "metadata_length", 0, MAX_PAYLOAD, err)
-    if (h.version == 4) != (ml > 0):
+    if (h.version == 4 and ml == 0) or (h.version < 4 and ml > 0):
         raise err(f"field metadata_length out of range: {ml} (version 4 files carry metadata, "
                   "versions 1 to 3 none)")
     check_model_id(h.model_id, err)
@@ -263,6 +266,8 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
         return
     if e and h.prior != "model":
         raise err("field prior out of range: version 3 files (ext_bits > 0) are coded with the model prior")
+    if h.version == 5 and (h.coding != "range" or h.prior != "model"):
+        raise err("field prior out of range: version 5 files are range coded with the model's count-conditioned prior")
     sc = _int_field(h, "symbol_count", 0, (1 << 64) - 1, err)
     if h.layout == "dense":
         count = n * lh * lw

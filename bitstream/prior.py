@@ -5,6 +5,13 @@ A :class:`Prior` holds ``T`` frequency tables over the ``K`` indices (a
 ``n_blocks`` axis) is coded with table ``b`` when ``T > 1`` and with table 0
 when ``T == 1``.
 
+A *count-conditioned* prior (format version 5) also has a selection array
+``select`` (``(B, B + 1)``, entries in ``[0, T)``, ``T >= B``): block ``b`` at a
+position that codes ``c`` blocks (``c > b``) is coded with table ``select[b, c]``,
+and the first ``B`` tables remain each block's representative table
+(:meth:`Prior.table_index`, used by encoders before the counts are known).
+A dense file counts as ``c = n_blocks`` at every position.
+
 The range coder works with 24-bit probabilities.  Each table row ``f`` (total
 ``F``) is turned into integer weights ``w`` (every ``w[i] >= 1``, ``sum(w) ==
 2**24``) by exact integer arithmetic (:func:`quantize`)::
@@ -32,6 +39,7 @@ from .header import MAX_BLOCKS, MAX_RANGE_K_BITS, FormatError
 PRECISION = 24
 MAX_ROW_TOTAL = (1 << 32) - 1
 FORMAT_TAG = "gqcodec-prior-v1"
+FORMAT_TAG_COUNTS = "gqcodec-prior-v2"  # with a ``select`` array (count-conditioned tables)
 
 
 def quantize(freqs: np.ndarray) -> np.ndarray:
@@ -47,9 +55,10 @@ def quantize(freqs: np.ndarray) -> np.ndarray:
 
 
 class Prior:
-    """``T`` positive integer frequency tables over ``K`` indices (see the module docstring)."""
+    """``T`` positive integer frequency tables over ``K`` indices, optionally selected per block and
+    position count by ``select`` (see the module docstring)."""
 
-    def __init__(self, freqs):
+    def __init__(self, freqs, select=None):
         a = np.asarray(freqs)
         if a.ndim == 1:
             a = a[None, :]
@@ -72,6 +81,7 @@ class Prior:
                              f"(use Prior.from_counts to rescale histograms)")
         freqs.setflags(write=False)
         self.freqs = freqs
+        self.select = None if select is None else _check_select(select, T)
         self._weights = None
         self._min_bits = None
         self._models: dict = {}
@@ -118,17 +128,28 @@ class Prior:
     def __repr__(self) -> str:
         return f"Prior(T={self.T}, K={self.K}, sha256={self.sha256()[:16]})"
 
+    @property
+    def conditional(self) -> bool:
+        """Whether the tables depend on the position's block count (files coded with it are version 5)."""
+        return self.select is not None
+
     def __eq__(self, other) -> bool:
-        return isinstance(other, Prior) and np.array_equal(self.freqs, other.freqs)
+        return (isinstance(other, Prior) and np.array_equal(self.freqs, other.freqs)
+                and (self.select is None) == (other.select is None)
+                and (self.select is None or np.array_equal(self.select, other.select)))
 
     __hash__ = None
 
     def sha256(self) -> str:
-        """Hex SHA-256 of ``b"<u4" + u32le(T) + u32le(K) + freqs as little-endian uint32 (row-major)``."""
+        """Hex SHA-256 of ``b"<u4" + u32le(T) + u32le(K) + freqs as little-endian uint32 (row-major)``,
+        followed for a count-conditioned prior by ``b"select" + u32le(B) + select as little-endian uint16``."""
         if self._sha is None:
             h = hashlib.sha256(b"<u4")
             h.update(struct.pack("<II", self.T, self.K))
             h.update(self.freqs.astype("<u4", copy=False).tobytes())
+            if self.select is not None:
+                h.update(b"select" + struct.pack("<I", self.select.shape[0]))
+                h.update(self.select.astype("<u2", copy=False).tobytes())
             self._sha = h.hexdigest()
         return self._sha
 
@@ -146,12 +167,34 @@ class Prior:
         return self._weights
 
     def table_index(self, block: int) -> int:
+        """Block ``block``'s table (a count-conditioned prior's representative table of the block)."""
         return block if self.T > 1 else 0
 
+    def tables_for(self, block: int, counts) -> np.ndarray:
+        """The table of block ``block`` at positions coding ``counts`` blocks each (int64, counts' shape;
+        counts <= block, where the block is not coded, get the representative table)."""
+        c = np.asarray(counts, dtype=np.int64)
+        t = self.table_index(block)
+        if self.select is None:
+            return np.full(c.shape, t, dtype=np.int64)
+        row = self.select[block].astype(np.int64)
+        row[:block + 1] = t
+        return row[np.clip(c, 0, row.size - 1)]
+
     def check_blocks(self, n_blocks: int, err: type = ValueError) -> None:
+        if self.select is not None and self.select.shape[0] < n_blocks:
+            raise err(f"prior mismatch: the prior selects tables for {self.select.shape[0]} blocks but "
+                      f"{n_blocks} blocks are coded")
         if self.T > 1 and self.T < n_blocks:
             raise err(f"prior mismatch: prior has {self.T} tables but {n_blocks} blocks are coded "
                       "(a multi-table prior needs one table per block)")
+
+    def block_min_bits(self, block: int) -> float:
+        """The fewest bits one index of block ``block`` can cost under any table it may be coded with."""
+        mb = self.min_bits()
+        if self.select is None:
+            return float(mb[self.table_index(block)])
+        return float(mb[self.select[block, block + 1:]].min(initial=mb[self.table_index(block)]))
 
     def min_bits(self) -> np.ndarray:
         """(T,) float64: the fewest bits any symbol costs under each table, ``24 - log2(max w)``."""
@@ -159,19 +202,29 @@ class Prior:
             self._min_bits = PRECISION - np.log2(self.weights().max(axis=1).astype(np.float64))
         return self._min_bits
 
-    def code_lengths(self, indices) -> np.ndarray:
-        """Ideal code length in bits of each index of ``indices`` (n_blocks, h, w) under the 24-bit weights."""
+    def code_lengths(self, indices, counts=None) -> np.ndarray:
+        """Ideal code length in bits of each index of ``indices`` (n_blocks, h, w) under the 24-bit weights;
+        a count-conditioned prior uses each position's block count ``counts`` (h, w) (default: n_blocks,
+        a dense file). Entries at blocks a position does not code (SKIP) mean nothing."""
         idx = np.asarray(indices)
         self.check_blocks(idx.shape[0])
         logw = np.log2(self.weights().astype(np.float64))
         out = np.empty(idx.shape, dtype=np.float64)
+        if self.select is not None and counts is None:
+            counts = np.full(idx.shape[1:], idx.shape[0])
         for b in range(idx.shape[0]):
-            out[b] = PRECISION - logw[self.table_index(b)][idx[b]]
+            i = np.maximum(idx[b], 0)
+            if self.select is None:
+                out[b] = PRECISION - logw[self.table_index(b)][i]
+            else:
+                out[b] = PRECISION - logw[self.tables_for(b, counts), i]
         return out
 
-    def bits(self, indices) -> float:
-        """Ideal code length in bits of ``indices`` (n_blocks, h, w) under the 24-bit weights."""
-        return float(self.code_lengths(indices).sum())
+    def bits(self, indices, counts=None) -> float:
+        """Ideal code length in bits of ``indices`` (n_blocks, h, w; SKIP entries not coded) under the 24-bit
+        weights (``counts`` as in :meth:`code_lengths`)."""
+        idx = np.asarray(indices)
+        return float(self.code_lengths(idx, counts)[idx >= 0].sum())
 
     def model(self, t: int):
         """The constriction Categorical model of table ``t`` (cached)."""
@@ -185,9 +238,14 @@ class Prior:
 
     # -- files ----------------------------------------------------------------
     def save(self, path) -> None:
-        """Write an .npz with ``freqs`` (uint32 (T, K)) and ``format`` = 'gqcodec-prior-v1' (exact path)."""
+        """Write an .npz with ``freqs`` (uint32 (T, K)) and ``format`` = 'gqcodec-prior-v1' (exact path);
+        a count-conditioned prior adds ``select`` (uint16 (B, B + 1)) and is 'gqcodec-prior-v2'."""
         buf = io.BytesIO()
-        np.savez_compressed(buf, freqs=self.freqs.astype("<u4"), format=np.array(FORMAT_TAG))
+        if self.select is None:
+            np.savez_compressed(buf, freqs=self.freqs.astype("<u4"), format=np.array(FORMAT_TAG))
+        else:
+            np.savez_compressed(buf, freqs=self.freqs.astype("<u4"), select=self.select.astype("<u2"),
+                                format=np.array(FORMAT_TAG_COUNTS))
         tmp = f"{os.fspath(path)}.tmp"
         with open(tmp, "wb") as fh:
             fh.write(buf.getvalue())
@@ -200,14 +258,36 @@ class Prior:
             with np.load(path, allow_pickle=False) as z:
                 if "freqs" not in z.files:
                     raise FormatError(f"{path}: not a prior file (no 'freqs' array)")
-                if "format" in z.files and str(z["format"]) != FORMAT_TAG:
-                    raise FormatError(f"{path}: unsupported prior format {str(z['format'])!r}")
+                tag = str(z["format"]) if "format" in z.files else FORMAT_TAG
+                if tag not in (FORMAT_TAG, FORMAT_TAG_COUNTS):
+                    raise FormatError(f"{path}: unsupported prior format {tag!r}")
+                if (tag == FORMAT_TAG_COUNTS) != ("select" in z.files):
+                    raise FormatError(f"{path}: prior format {tag!r} "
+                                      + ("needs a 'select' array" if tag == FORMAT_TAG_COUNTS else "has no 'select' array"))
                 freqs = z["freqs"]
+                select = z["select"] if "select" in z.files else None
         except (FormatError, FileNotFoundError):
             raise
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
             raise FormatError(f"{path}: cannot read prior file: {e}") from None
         try:
-            return cls(freqs)
+            return cls(freqs, select)
         except ValueError as e:
             raise FormatError(f"{path}: invalid prior tables: {e}") from None
+
+
+def _check_select(select, T: int) -> np.ndarray:
+    """A validated read-only uint16 copy of a count-conditioned prior's ``select`` array."""
+    s = np.asarray(select)
+    if s.ndim != 2 or s.shape[0] < 1 or s.shape[1] != s.shape[0] + 1:
+        raise ValueError(f"select must be a (B, B + 1) array, got shape {s.shape}")
+    if s.dtype.kind not in "iu":
+        raise ValueError(f"select must hold integers, got dtype {s.dtype}")
+    B = s.shape[0]
+    if T < B:
+        raise ValueError(f"a count-conditioned prior needs at least one table per block ({B}), has {T}")
+    if int(s.min()) < 0 or int(s.max()) >= T:
+        raise ValueError(f"select entries must be table numbers in [0, {T})")
+    out = np.ascontiguousarray(s, dtype=np.uint16)
+    out.setflags(write=False)
+    return out

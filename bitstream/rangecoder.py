@@ -18,6 +18,10 @@ Dense layout: blocks are coded one after another into one stream, block b's
 first the ``h*w`` block counts with the count-map model, then block b's
 indices at the positions whose count exceeds b, in C order, with block b's
 model (:func:`prefix_chunks`).
+
+Block coders get, with block b's symbols, the block counts of their positions
+(``ctx``; ``n`` everywhere in the dense layout): a count-conditioned prior
+(format v5) picks each symbol's table from them (``bitstream.container``).
 """
 from __future__ import annotations
 
@@ -65,10 +69,10 @@ class PlainBlocks:
     def __init__(self, model_for_block):
         self.model_for_block = model_for_block
 
-    def chunks(self, b: int, symbols: np.ndarray):
+    def chunks(self, b: int, symbols: np.ndarray, ctx: np.ndarray | None = None):
         yield symbols, self.model_for_block(b)
 
-    def decode(self, dec, b: int, k: int) -> np.ndarray:
+    def decode(self, dec, b: int, k: int, ctx: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(dec.decode(self.model_for_block(b), k), dtype=np.int64)
 
 
@@ -82,7 +86,14 @@ def encode(indices: np.ndarray, blocks) -> bytes:
 
     ``blocks`` is a block coder or a function ``model_for_block(b)`` (one model per block)."""
     coder = _coder(blocks)
-    return encode_chunks(c for b in range(indices.shape[0]) for c in coder.chunks(b, indices[b].reshape(-1)))
+    ctx = _dense_ctx(indices.shape)
+    return encode_chunks(c for b in range(indices.shape[0]) for c in coder.chunks(b, indices[b].reshape(-1), ctx))
+
+
+def _dense_ctx(shape) -> np.ndarray:
+    """The block counts of a dense layout's positions: all ``n``."""
+    n, h, w = shape
+    return np.full(h * w, n, dtype=np.int64)
 
 
 def prefix_chunks(counts: np.ndarray, indices: np.ndarray, map_model, blocks):
@@ -90,7 +101,8 @@ def prefix_chunks(counts: np.ndarray, indices: np.ndarray, map_model, blocks):
     coder = _coder(blocks)
     yield counts, map_model
     for b in range(indices.shape[0]):
-        yield from coder.chunks(b, indices[b][counts > b])
+        keep = counts > b
+        yield from coder.chunks(b, indices[b][keep], counts[keep])
 
 
 def _canonical(payload: bytes, chunks) -> None:
@@ -118,15 +130,16 @@ def decode(payload: bytes, shape: tuple[int, int, int], blocks) -> np.ndarray:
     n, h, w = shape
     coder = _coder(blocks)
     out = np.empty(shape, dtype=np.int64)
+    ctx = _dense_ctx(shape)
     try:
         dec = _decoder(payload)
         for b in range(n):
-            out[b] = coder.decode(dec, b, h * w).reshape(h, w)
+            out[b] = coder.decode(dec, b, h * w, ctx).reshape(h, w)
     except (MemoryError, FormatError):
         raise
     except Exception as e:  # constriction raises assorted errors on garbage
         raise FormatError(f"range payload cannot be decoded: {e}") from None
-    _canonical(payload, (c for b in range(n) for c in coder.chunks(b, out[b].reshape(-1))))
+    _canonical(payload, (c for b in range(n) for c in coder.chunks(b, out[b].reshape(-1), ctx)))
     return out
 
 
@@ -150,7 +163,7 @@ def decode_prefix(payload: bytes, shape: tuple[int, int, int], symbol_count: int
             keep = counts > b
             k = int(keep.sum())
             if k:
-                out[b][keep] = coder.decode(dec, b, k)
+                out[b][keep] = coder.decode(dec, b, k, counts[keep])
     except (MemoryError, FormatError):
         raise
     except Exception as e:  # constriction raises assorted errors on garbage

@@ -121,7 +121,7 @@ class Codec(ModelCard):
         n, lh, lw = indices.shape
         H, W = rgb.shape[:2]
         K_bits = self.model.config.K_bits if K_bits is None else K_bits
-        bits = np.concatenate([np.zeros((1, lh, lw)), np.cumsum(self.code_lengths(indices, K_bits), axis=0)])
+        bits = bitstream.prefix_bits(self.prior, indices, K_bits)
         ref = rgb.astype(np.float32)
         err = np.zeros((lh * STRIDE, lw * STRIDE))  # patch-aligned; the padding beyond H x W stays 0
         se = np.empty((n + 1, lh, lw))
@@ -177,7 +177,9 @@ class Codec(ModelCard):
         key = (gamma, K_bits, escape_share)
         if key not in self._bias:
             if K_bits == cfg.K_bits:
-                f = torch.from_numpy(np.asarray(self.prior.freqs, dtype=np.float64))
+                # each block's representative table (a count-conditioned prior's tables for counts come later)
+                rows = self.prior.freqs if self.prior.T == 1 else self.prior.freqs[:cfg.blocks]
+                f = torch.from_numpy(np.asarray(rows, dtype=np.float64))
                 lp = torch.log(f / f.sum(dim=1, keepdim=True))
                 if lp.shape[0] == 1:
                     lp = lp.expand(cfg.blocks, -1)

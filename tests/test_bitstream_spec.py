@@ -20,7 +20,7 @@ M64 = (1 << 64) - 1
 
 # -- an independent implementation of docs/bitstream.md ---------------------------
 def spec_header(data: bytes) -> dict:
-    assert data[:4] == b"\x89GQC" and data[4] in (1, 2, 3, 4)
+    assert data[:4] == b"\x89GQC" and data[4] in (1, 2, 3, 4, 5)
     assert zlib.crc32(data[:92]) == struct.unpack_from("<I", data, 92)[0]
     u8 = lambda o: data[o]  # noqa: E731
     u16 = lambda o: struct.unpack_from("<H", data, o)[0]  # noqa: E731
@@ -32,12 +32,14 @@ def spec_header(data: bytes) -> dict:
              model_hash=data[32:40], codebook_seed=u64(40), width=u32(48), height=u32(52), latent_h=u32(56),
              latent_w=u32(60), symbol_count=u64(64), payload_length=u32(72), payload_crc=u32(76),
              prior_id=data[80:88], ext_bits=u8(15) if u8(4) >= 3 else 0,
-             metadata_length=u32(88) if u8(4) == 4 else 0)
+             metadata_length=u32(88) if u8(4) >= 4 else 0)
     assert h["version"] >= 2 or h["layout"] == "dense"
     if h["version"] < 4:  # bytes 88..91 are reserved before v4, metadata_length >= 1 in v4
         assert data[88:92] == b"\0" * 4
-    else:
+    elif h["version"] == 4:
         assert h["metadata_length"] >= 1
+    if h["version"] == 5:  # section 3: count-conditioned model prior, range coding
+        assert h["coding"] == "range" and h["prior"] == "model"
     if h["version"] < 3:  # byte 15 is reserved in v1 and v2
         assert data[15] == 0
     elif h["version"] == 3 or h["ext_bits"]:  # byte 15 / step 6: escape bits need range coding, model prior
@@ -268,10 +270,13 @@ def spec_escape_decode(payload: bytes, h: dict, freqs) -> list[int]:
     return out
 
 
-def spec_prior_id(freqs) -> bytes:
-    """Section 6: the first 8 bytes of SHA-256(b"<u4" + u32le(T) + u32le(K) + entries as u32le, row-major)."""
+def spec_prior_id(freqs, select=None) -> bytes:
+    """Section 6: the first 8 bytes of SHA-256(b"<u4" + u32le(T) + u32le(K) + entries as u32le, row-major
+    [+ b"select" + u32le(B) + select entries as u16le, row-major])."""
     blob = b"<u4" + struct.pack("<II", len(freqs), len(freqs[0]))
     blob += b"".join(struct.pack("<I", int(v)) for row in freqs for v in row)
+    if select is not None:
+        blob += b"select" + struct.pack("<I", len(select)) + b"".join(struct.pack("<H", int(v)) for r in select for v in r)
     return hashlib.sha256(blob).digest()[:8]
 
 
@@ -311,9 +316,58 @@ def spec_write_v3(hdr, indices, freqs) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body)) + payload
 
 
-def spec_decode(data: bytes, freqs=None):
+def spec_v5_decode(payload: bytes, h: dict, freqs, select) -> list[int]:
+    """Section 5.9 (with 5.6 and 5.7): block b's index at a position coding c blocks uses table select[b][c];
+    within a block the flags (escape coding) come first, then the (flag-0) indices grouped by table, ascending,
+    then the flag-1 indices."""
+    n, P, k, E = h["n_blocks"], h["latent_h"] * h["latent_w"], h["K_bits"], h["ext_bits"]
+    assert len(select) >= n and len(freqs) >= len(select) and all(len(r) == len(select) + 1 for r in select)
+    K0 = 1 << (k - E)
+    assert all(len(row) == K0 for row in freqs)
+    T, X = spec_table_bytes(h)
+    rows = [Table(spec_weights([int(v) for v in f])) for f in freqs]
+    d = SpecDecoder(payload[T + X:])
+    pairs = []
+    if h["layout"] == "prefix":
+        gt = Table(spec_weights(spec_u16_table(payload, 0, n + 1, T)))
+        counts = [d.symbol(gt) for _ in range(P)]
+        assert sum(counts) == h["symbol_count"]
+        pairs += [(c, gt) for c in counts]
+    else:
+        counts = [n] * P
+    if E:
+        z = spec_u16_table(payload, T, n, X)
+        flag_t = [Table(spec_weights([v, 65536 - v])) for v in z]
+        wide = Table(spec_weights([1] * ((1 << k) - K0)))
+    out = [-1] * (n * P)
+    for b in range(n):
+        pos = [p for p in range(P) if counts[p] > b]
+        tab = [int(select[b][counts[p]]) for p in pos]
+        flags = [d.symbol(flag_t[b]) for _ in pos] if E else [0] * len(pos)
+        if E:
+            pairs += [(f, flag_t[b]) for f in flags]
+        vals = {}
+        narrow = [j for j in range(len(pos)) if flags[j] == 0]
+        for t in sorted({tab[j] for j in narrow}):
+            for j in narrow:
+                if tab[j] == t:
+                    vals[j] = d.symbol(rows[t])
+                    pairs.append((vals[j], rows[t]))
+        for j in range(len(pos)):
+            if flags[j]:
+                vals[j] = K0 + d.symbol(wide)
+                pairs.append((vals[j] - K0, wide))
+        for j, p in enumerate(pos):
+            out[b * P + p] = vals[j]
+    assert payload[:T + X] + spec_encode(pairs) == payload  # canonical (5.5)
+    return out
+
+
+def spec_decode(data: bytes, freqs=None, select=None):
     h = spec_header(data)
     payload = data[HEADER_SIZE:HEADER_SIZE + h["payload_length"]]
+    if h["version"] == 5:
+        return h, spec_v5_decode(payload, h, freqs, select)
     if h["coding"] == "raw":
         return h, spec_raw_decode(payload, h)
     if h["ext_bits"]:
@@ -524,6 +578,44 @@ def test_independent_reader_accepts_and_rejects_like_the_reference_v3():
     assert seen["rejected"] > 50 and seen["decoded"] > 5, seen
 
 
+def _conditional_prior(rng, K, B, extra, tau=3.0):
+    """A count-conditioned prior: B representative tables plus ``extra`` more, a random selection."""
+    base = skewed_prior(rng, K, B + extra, tau=tau)
+    return Prior(base.freqs, rng.integers(0, B + extra, size=(B, B + 1)))
+
+
+V5_CASES = [  # K_bits, ext_bits, (n, lh, lw), layout, metadata, B
+    (6, 0, (3, 4, 5), "dense", False, 3),
+    (6, 0, (3, 4, 5), "prefix", False, 4),
+    (8, 0, (2, 3, 3), "prefix", True, 2),
+    (7, 3, (3, 3, 4), "dense", False, 3),
+    (9, 2, (4, 3, 4), "prefix", False, 5),
+    (8, 2, (3, 4, 4), "prefix", True, 3),
+]
+
+
+@pytest.mark.parametrize("K_bits,E,shape,layout,meta,B", V5_CASES)
+def test_independent_decoder_agrees_v5(K_bits, E, shape, layout, meta, B):
+    """Version 5 (count-conditioned tables, section 5.9): the independent reader decodes the reference's files,
+    dense and prefix, with and without escape coding and metadata; the prior id covers the selection."""
+    rng = np.random.default_rng(K_bits * 97 + E * 5 + B + len(layout))
+    n, lh, lw = shape
+    K0 = 1 << (K_bits - E)
+    prior = _conditional_prior(rng, K0, B, extra=3, tau=max(1.0, K0 / 8))
+    idx = _wide_indices(rng, K_bits, E, n, lh, lw, "blocks", prior) if E else sample_from_prior(rng, prior, n, lh, lw)
+    if layout == "prefix":
+        idx = skip_tail(rng, idx)
+    metadata = {"xmp": b"<x:xmpmeta>v5</x:xmpmeta>"} if meta else None
+    data = pack(make_header(K_bits, n, lh, lw, "range", quality=7), idx, prior=prior, metadata=metadata)
+    h, syms = spec_decode(data, prior.freqs.tolist(), prior.select.tolist())
+    assert syms == idx.reshape(-1).tolist()
+    assert (h["version"], h["ext_bits"], h["layout"]) == (5, E, layout)
+    assert h["prior_id"] == spec_prior_id(prior.freqs, prior.select.tolist()) == prior.prior_id
+    ref, out = bitstream.unpack(data, prior=prior)
+    assert out.reshape(-1).tolist() == syms and all(getattr(ref, key) == v for key, v in h.items())
+    assert (spec_metadata(data, h) == metadata) if meta else h["metadata_length"] == 0
+
+
 def test_prior_sha256_as_specified():
     p = Prior(np.arange(1, 13).reshape(3, 4))
     blob = b"<u4" + struct.pack("<II", 3, 4) + b"".join(struct.pack("<I", v) for v in range(1, 13))
@@ -595,8 +687,10 @@ GOLDEN = {
     "range-prefix": "bb5a045189d88f585788b351c26c7f204b590757946ae995656215182252a061",  # version 2
     "range-wide": "01fa666236a58c60615b6962ae688fe164776bae5b0fbd6f25af80db727df527",  # version 3: prefix layout, 2 escape bits
     "range-meta": "d104d9e07b20c4d4b207b79db6365f4f9472214403abd788c09b68e99fe8d496",  # version 4: range-model + EXIF, XMP
+    "range-counts": "2014a50bc976c61b922fe1f551295b3eb53b6739cb351c63c9c1f61ae6695642",  # version 5: the range-prefix file with a count-conditioned prior
 }
-GOLDEN_VERSION = {"raw": 1, "range-uniform": 1, "range-model": 1, "range-prefix": 2, "range-wide": 3, "range-meta": 4}
+GOLDEN_VERSION = {"raw": 1, "range-uniform": 1, "range-model": 1, "range-prefix": 2, "range-wide": 3, "range-meta": 4,
+                  "range-counts": 5}
 
 
 def _golden_prior():
@@ -625,13 +719,22 @@ def _golden_files():
         # v4: the range-model file plus both metadata chunks
         "range-meta": pack(h.replace(coding="range"), skew, prior=prior,
                            metadata={"exif": b"Exif\0\0MM\0*\0\0\0\x08\0\0", "xmp": b"<x:xmpmeta>gq</x:xmpmeta>"}),
+        "range-counts": pack(h.replace(coding="range"), np.where(np.arange(2)[:, None, None] < counts_map, skew, -1),
+                             prior=_golden_counts_prior()),
     }
+
+
+def _golden_counts_prior():
+    """The golden prior's two tables plus a third; block 0 at positions coding 2 blocks uses table 2."""
+    p = _golden_prior()
+    return Prior(np.concatenate([p.freqs, p.freqs[:1, ::-1]]), np.array([[0, 0, 2], [1, 1, 1]]))
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_golden_files_are_frozen(name):
     data = _golden_files()[name]
-    h, syms = spec_decode(data, _golden_prior().freqs)  # and the independent reader reads them
+    p = _golden_counts_prior() if name == "range-counts" else _golden_prior()
+    h, syms = spec_decode(data, p.freqs.tolist(), None if p.select is None else p.select.tolist())  # and the independent reader reads them
     assert h["version"] == GOLDEN_VERSION[name] and h["ext_bits"] == (2 if name == "range-wide" else 0)
     assert hashlib.sha256(data).hexdigest() == GOLDEN[name], (name, hashlib.sha256(data).hexdigest())
     if name == "range-wide":  # the independent writer produces the frozen v3 file too
