@@ -99,3 +99,66 @@ def test_clone_then_temper_ships_a_new_model_and_old_files_still_decode(tmp_path
     assert np.asarray(codec.decompress(fresh)).shape == img.shape
     zoo._cache.clear()
     codec._codecs.clear()
+
+
+def test_segments_find_a_count_dependent_temperature():
+    """Block 0's indices at count 1 follow p ** 0.6, at counts 2 and 3 the prior itself: two ranges recover that,
+    and the count-conditioned prior codes each count with its range's table."""
+    prior = _peaked_prior()
+    logp = np.log2(prior.weights().astype(np.float64))
+    rng = np.random.default_rng(4)
+    draw = lambda b, t, k: rng.choice(prior.K, k, p=np.exp2(temper.tempered_logp(logp[b], t)))  # noqa: E731
+    v = np.concatenate([draw(0, 0.6, 20_000), draw(0, 1.0, 20_000)])
+    c = np.concatenate([np.ones(20_000, dtype=int), rng.integers(2, 4, 20_000)])
+    kept = {1: [(v, c), (draw(1, 0.8, 5_000), np.full(5_000, 2))]}
+    taus, ranges, report = temper.fit_segments(prior, kept, 2)
+    (lo0, hi0, t0), (lo1, hi1, t1) = ranges[0]
+    assert (lo0, hi0, lo1, hi1) == (1, 1, 2, 3) and abs(t0 - 0.6) <= 0.06 and abs(t1 - 1.0) <= 0.06
+    assert 0.6 < taus[0] < 1.0  # the representative table: one temperature for all of block 0
+    assert ranges[2] == [(3, 3, 1.0)]  # block 2: no samples
+    assert report[1]["bits_per_index_new"] < report[1]["bits_per_index_old"]
+    split = temper.fit_taus(prior, {1: [v, kept[1][1][0]]})[1][1]["bits_per_index_new"]
+    assert report[1]["bits_per_index_new"] < split  # the ranges beat one temperature per block
+    cond = temper.conditioned_prior(prior, taus, ranges)
+    assert cond.conditional and cond.T >= prior.T
+    w = cond.weights()
+    assert np.array_equal(w[cond.select[0, 1]], temper.tempered_prior(prior, np.array([t0, 1, 1])).weights()[0])
+    assert np.array_equal(w[cond.select[0, 3]], temper.tempered_prior(prior, np.array([t1, 1, 1])).weights()[0])
+    assert np.array_equal(w[:3], temper.tempered_prior(prior, np.asarray(taus)).weights())  # representatives
+
+
+def test_a_count_conditioned_prior_ships_and_codes_version_5_files(tmp_path, monkeypatch):
+    from fakezoo import install
+    from PIL import Image
+
+    import bitstream
+    from gqcodec import codec, zoo
+
+    install(tmp_path / "w", monkeypatch, adaptive_lambda={"1": 50.0, "2": 50.0, "3": 20.0}, rdoq=1.0)
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    img[:, :32] = 120
+    clone_tool.clone("tiny", "tiny-c")
+    data = tmp_path / "pack"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(img, 9 * i, axis=0)).save(data / f"{i}.png")
+    temper.main(["--model", "tiny-c", "--data", str(data), "--images", "3", "--offset", "0", "--qualities", "2,3",
+                 "--segments", "2", "--write"])
+    zoo._cache.clear()
+    codec._codecs.clear()
+    c = codec.Codec("tiny-c")
+    assert c.prior.conditional and "count_ranges" in zoo.entry("tiny-c")["prior_stats"]["history"][-1]
+    for q in (1, 2, 3):
+        f = c.compress(img, quality=q)
+        h = bitstream.read_header(f)
+        assert h.version == 5 and np.asarray(codec.decompress(f)).shape == img.shape
+        # the encoder's estimate of the index bits is what the file spends on them
+        _, idx = bitstream.unpack(f, prior=c.prior)
+        est = c.prior.bits(idx, (idx >= 0).sum(axis=0))
+        assert est <= 8 * h.payload_length
+    with pytest.raises(SystemExit, match="count-conditioned already"):
+        temper.main(["--model", "tiny-c", "--data", str(data), "--images", "1", "--offset", "0", "--qualities", "2",
+                     "--write"])
+    zoo._cache.clear()
+    codec._codecs.clear()
