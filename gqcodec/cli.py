@@ -158,7 +158,7 @@ def main():
 @size_limit_options("file")
 @click.option("--strip-metadata", is_flag=True,
               help="do not store the image's EXIF and XMP (camera, date, GPS position...); "
-                   "by default they are kept (format v4)")
+                   "by default they are kept (format v4 or later)")
 @click.option("--model", default=None, help="model name (default: the shipped default)")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")
 @click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")

@@ -421,7 +421,7 @@ class Codec(ModelCard):
                  max_bpp: float | None = None, keep_metadata: bool = True, refine: int | None = None) -> bytes:
         """Encode a path, PIL image or uint8 array to .gqc bytes.
 
-        ``keep_metadata``: store the image's EXIF and XMP (format v4; EXIF orientation is applied
+        ``keep_metadata``: store the image's EXIF and XMP (format v4 or later; EXIF orientation is applied
         to the pixels and dropped from the EXIF). False strips them (GPS position, camera serial...).
 
         ``max_bytes`` / ``max_bpp`` (instead of ``quality``): the best quality whose file fits
@@ -602,7 +602,7 @@ class Codec(ModelCard):
         return bitstream.truncate(data, n, prior=self.prior, quality=q, counts=counts)
 
     def decompress(self, data: bytes) -> Image.Image:
-        """Decode .gqc bytes to a PIL image; a v4 file's EXIF and XMP are in ``image.info["exif"]`` /
+        """Decode .gqc bytes to a PIL image; a file's EXIF and XMP (v4 or later) are in ``image.info["exif"]`` /
         ``image.info["xmp"]`` (pass them to ``save``: ``save_metadata_kwargs``)."""
         header = bitstream.read_header(data)
         self.check_header(header)

@@ -17,7 +17,7 @@
   (its description names sRGB), gray images and unreadable profiles are coded as they are.
 * Metadata (``prepare``): the EXIF (without its orientation tag, which has been applied) and XMP
   packets are returned as ``{"exif": bytes, "xmp": bytes}`` for the file's metadata block
-  (format v4); the codec stores them unless asked to strip them.
+  (format v4 or later); the codec stores them unless asked to strip them.
 """
 from __future__ import annotations
 
