@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from . import bitpack, rangecoder
+from . import bitpack, countmap, rangecoder
 from .header import (HEADER_SIZE, MAX_PAYLOAD, RANGE_SLACK_BITS, FormatError, Header, crc32, encode_header,
                      escape_table_bytes, map_table_bytes, read_header, validate, version_for)
 from .metadata import decode_metadata, encode_metadata
@@ -227,7 +227,8 @@ def block_counts(indices: np.ndarray) -> np.ndarray:
     return counts
 
 
-def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | None = None) -> bytes:
+def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | None = None,
+         map_coding: str = "context") -> bytes:
     """Serialise ``indices`` (n_blocks, latent_h, latent_w) ints in [0, 2**K_bits) into .gqc bytes.
 
     ``header.coding`` picks raw or range coding.  Range coding uses ``prior``
@@ -235,8 +236,9 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
     (prior = "uniform"); raw coding ignores ``prior``.  The derived fields
     (symbol_count, payload_length, CRCs, prior, prior_id, layout, version) are
     computed here.  Entries equal to SKIP (-1) mark blocks that are not coded:
-    such a file uses the prefix layout (format version 2, range coding only),
-    any other file the dense layout (version 1).  ``metadata`` ({"exif": bytes, "xmp": bytes}, optional)
+    such a file uses the prefix layout (range coding only), whose count map is context coded
+    (format version 5) or, with ``map_coding="table"``, coded with a per-file table (versions 2 to
+    4, which older readers read); any other file the dense layout (version 1).  ``metadata`` ({"exif": bytes, "xmp": bytes}, optional)
     is stored after the payload; a file with metadata is version 4.  ``header`` itself is not modified (``read_header`` of the result gives the
     completed header).  Caller errors raise ValueError.
     """
@@ -261,8 +263,13 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
     h.layout = "prefix" if skips else "dense"
     h.ext_bits = ext_bits_for(h.K_bits, prior) if h.coding == "range" else 0
     h.metadata_length = len(meta)
-    h.version = version_for(h.layout, h.ext_bits, h.metadata_length,
-                            conditional=h.coding == "range" and prior is not None and prior.conditional)
+    conditional = h.coding == "range" and prior is not None and prior.conditional
+    if map_coding not in ("context", "table"):
+        raise ValueError(f"map_coding must be 'context' or 'table', got {map_coding!r}")
+    if conditional and map_coding == "table":
+        raise ValueError("a count-conditioned prior needs format v5, whose count map is context coded")
+    h.version = version_for(h.layout, h.ext_bits, h.metadata_length, conditional=conditional,
+                            context_map=map_coding == "context")
     counts = block_counts(idx) if h.layout == "prefix" else None
     h.prior_id = bytes(8)
     if h.coding == "raw":
@@ -281,6 +288,9 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
             head, blocks = _escape_bytes(z, h.n_blocks), WideBlocks(prior, h.K_bits, z)
         if counts is None:
             payload = head + rangecoder.encode(idx, blocks)
+        elif h.version == 5:
+            payload = head + rangecoder.encode_chunks(
+                rangecoder.prefix_chunks(counts, idx, countmap.AdaptiveMap(h.n_blocks), blocks))
         else:
             table = count_table(counts, h.n_blocks)
             payload = _table_bytes(table, h.n_blocks) + head + rangecoder.encode_chunks(
@@ -354,13 +364,12 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
             raise FormatError(f"prior mismatch: file was coded with prior {bytes(h.prior_id).hex()}, "
                               f"given prior is {prior.prior_id.hex()}")
         prior.check_blocks(h.n_blocks, FormatError)
-        if prior.conditional != (h.version == 5):
-            raise FormatError(f"prior mismatch: a version {h.version} file needs "
-                              + ("a count-conditioned prior" if h.version == 5 else "a prior without count conditioning"))
+        if prior.conditional and h.version < 5:
+            raise FormatError(f"prior mismatch: a version {h.version} file needs a prior without count conditioning")
         block_bits = [prior.block_min_bits(b) for b in range(h.n_blocks)]
     else:
         block_bits = [float(h.K_bits)] * h.n_blocks
-    tb = map_table_bytes(h.n_blocks) if h.layout == "prefix" else 0
+    tb = map_table_bytes(h.n_blocks) if h.layout == "prefix" and h.version < 5 else 0
     blocks = _models(h, prior)
     if h.ext_bits:
         xb = escape_table_bytes(h.n_blocks)
@@ -377,6 +386,10 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
         payload = payload[:tb] + payload[tb + xb:]  # the count table (if any), then the coded words
     if h.layout == "dense":
         least = sum(block_bits) * h.positions
+        stream = payload
+    elif h.version == 5:
+        map_model = countmap.AdaptiveMap(h.n_blocks)
+        least = min(block_bits) * h.symbol_count + countmap.min_bits(h.n_blocks) * h.positions
         stream = payload
     else:
         table = np.frombuffer(payload[:2 * (h.n_blocks + 1)], dtype="<u2")

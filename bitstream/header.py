@@ -76,12 +76,15 @@ def escape_table_bytes(n_blocks: int) -> int:
     return 4 * _ceil_div(2 * n_blocks, 4)
 
 
-def version_for(layout: str, ext_bits: int = 0, metadata_length: int = 0, conditional: bool = False) -> int:
-    """The version a writer uses: the lowest that holds the file. 1 for dense files (readable by every
-    reader), 2 for the prefix layout, 3 for indices wider than the prior's tables (``ext_bits`` > 0),
-    4 for files that carry image metadata after the payload (``metadata_length`` > 0), 5 for files
-    range-coded with a count-conditioned prior (any layout, ext_bits and metadata)."""
-    if conditional:
+def version_for(layout: str, ext_bits: int = 0, metadata_length: int = 0, conditional: bool = False,
+                context_map: bool = True) -> int:
+    """The version a writer uses: 5 for prefix-layout files (their count map context coded; with
+    ``context_map`` False, the per-file count table of versions 2 to 4 instead) and for files
+    range-coded with a count-conditioned prior; otherwise the lowest that holds the file: 1 for
+    dense files (readable by every reader), 2 for the prefix layout, 3 for indices wider than the
+    prior's tables (``ext_bits`` > 0), 4 for files that carry image metadata after the payload
+    (``metadata_length`` > 0)."""
+    if conditional or (layout == "prefix" and context_map):
         return 5
     if metadata_length:
         return 4
@@ -266,8 +269,8 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
         return
     if e and h.prior != "model":
         raise err("field prior out of range: version 3 files (ext_bits > 0) are coded with the model prior")
-    if h.version == 5 and (h.coding != "range" or h.prior != "model"):
-        raise err("field prior out of range: version 5 files are range coded with the model's count-conditioned prior")
+    if h.version == 5 and h.coding != "range":
+        raise err("field coding out of range: version 5 files are range coded")
     sc = _int_field(h, "symbol_count", 0, (1 << 64) - 1, err)
     if h.layout == "dense":
         count = n * lh * lw
@@ -288,7 +291,7 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
         if pl != need:
             raise err(f"length mismatch: raw payload_length is {pl}, {count} symbols at {k} bits need {need} bytes")
     else:
-        table = (map_table_bytes(n) if h.layout == "prefix" else 0) + (escape_table_bytes(n) if e else 0)
+        table = (map_table_bytes(n) if h.layout == "prefix" and h.version < 5 else 0) + (escape_table_bytes(n) if e else 0)
         if pl < table + 4 or pl % 4:
             raise err(f"length mismatch: range payload_length {pl} is not a multiple of 4 of at least "
                       f"{table + 4} bytes")

@@ -15,7 +15,8 @@ cheap.  Parameters: ``constriction.stream.queue.RangeEncoder/RangeDecoder``
 The payload is the encoder's uint32 words, each stored little-endian.
 Dense layout: blocks are coded one after another into one stream, block b's
 ``h*w`` symbols in C order with block b's model.  Prefix layout (format v2):
-first the ``h*w`` block counts with the count-map model, then block b's
+first the ``h*w`` block counts with the count-map model (v2-v4: one static
+table; v5: adaptive tables by context, ``bitstream.countmap``), then block b's
 indices at the positions whose count exceeds b, in C order, with block b's
 model (:func:`prefix_chunks`).
 
@@ -99,7 +100,10 @@ def _dense_ctx(shape) -> np.ndarray:
 def prefix_chunks(counts: np.ndarray, indices: np.ndarray, map_model, blocks):
     """The prefix layout's symbol order: the count map, then block b's indices where ``counts > b``."""
     coder = _coder(blocks)
-    yield counts, map_model
+    if hasattr(map_model, "map_chunks"):  # v5: adaptive, context-coded count map (bitstream.countmap)
+        yield from map_model.map_chunks(counts)
+    else:
+        yield counts, map_model
     for b in range(indices.shape[0]):
         keep = counts > b
         yield from coder.chunks(b, indices[b][keep], counts[keep])
@@ -154,7 +158,10 @@ def decode_prefix(payload: bytes, shape: tuple[int, int, int], symbol_count: int
     coder = _coder(blocks)
     try:
         dec = _decoder(payload)
-        counts = np.asarray(dec.decode(map_model, h * w), dtype=np.int64).reshape(h, w)
+        if hasattr(map_model, "decode_map"):
+            counts = map_model.decode_map(dec, h, w)
+        else:
+            counts = np.asarray(dec.decode(map_model, h * w), dtype=np.int64).reshape(h, w)
         if int(counts.sum()) != symbol_count:
             raise FormatError(f"field symbol_count inconsistent: {symbol_count} != {int(counts.sum())} indices "
                               "in the block-count map")

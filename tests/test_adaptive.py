@@ -55,13 +55,13 @@ def test_count_costs_match_real_decodes(tuned):
     assert bits[2].sum() == pytest.approx(tuned.prior.bits(idx), rel=1e-9)
 
 
-def test_adaptive_files_are_v2_and_decode(tuned):
+def test_adaptive_files_are_v5_and_decode(tuned):
     a = image()
     dense = tuned.compress(a, quality=2, adaptive=False)
     adapt = tuned.compress(a, quality=2)          # default: on, the registry has a strength for q2
     assert bitstream.read_header(dense).version == 1
     h = bitstream.read_header(adapt)
-    assert (h.version, h.layout, h.n_blocks, h.quality) == (2, "prefix", 2, 2)
+    assert (h.version, h.layout, h.n_blocks, h.quality) == (5, "prefix", 2, 2)
     assert h.symbol_count < 2 * h.latent_h * h.latent_w
     _, idx = bitstream.unpack(adapt, prior=tuned.prior)
     counts = (idx >= 0).sum(axis=0)
@@ -104,7 +104,7 @@ def test_cli_adaptive_and_dense(tuned, tmp_path):
     assert res.exit_code == 0 and "range, adaptive)" in res.output
     res = r.invoke(main, ["compress", str(src), str(tmp_path / "b.gqc"), "-q", "2", "--dense"])
     assert res.exit_code == 0 and "range)" in res.output
-    assert (tmp_path / "a.gqc").read_bytes()[4] == 2 and (tmp_path / "b.gqc").read_bytes()[4] == 1
+    assert (tmp_path / "a.gqc").read_bytes()[4] == 5 and (tmp_path / "b.gqc").read_bytes()[4] == 1
     res = r.invoke(main, ["compress", str(src), str(tmp_path / "c.gqc"), "--raw", "--adaptive"])
     assert res.exit_code != 0 and "range coding" in res.output and not (tmp_path / "c.gqc").exists()
     res = r.invoke(main, ["info", str(tmp_path / "a.gqc")])

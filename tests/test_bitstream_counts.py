@@ -35,8 +35,8 @@ def test_roundtrip_is_version_5_and_costs_what_the_tables_say(layout):
     assert bits <= 8 * h.payload_length
     if layout == "dense":
         assert 8 * h.payload_length <= bits + 64 + 32
-    # a plain prior with the same tables writes the version the layout gives
-    assert read_header(pack(make_header(6, 3, 4, 5, "range"), idx, prior=plain)).version == (1 if layout == "dense" else 2)
+    # a plain prior with the same tables: dense files stay v1, prefix files are v5 (context-coded count map)
+    assert read_header(pack(make_header(6, 3, 4, 5, "range"), idx, prior=plain)).version == (1 if layout == "dense" else 5)
 
 
 def test_tables_follow_the_counts():
@@ -62,17 +62,17 @@ def test_tables_follow_the_counts():
 def test_readers_check_the_prior_kind():
     rng = np.random.default_rng(9)
     cond, plain = _prior(rng)
-    idx, data = _file(rng, cond)
+    idx, data = _file(rng, cond, "dense")
     with pytest.raises(FormatError, match="prior mismatch"):
         unpack(data, prior=plain)  # its id differs
-    # a v5 file relabelled as v2 (header CRC fixed) names the conditioned prior but is not v5
-    with pytest.raises(FormatError, match="version 2 file needs a prior without count conditioning"):
-        unpack(edit(data, 4, b"\x02"), prior=cond)
+    # a dense v5 file relabelled as v1 (header CRC fixed) names the conditioned prior but is not v5
+    with pytest.raises(FormatError, match="version 1 file needs a prior without count conditioning"):
+        unpack(edit(data, 4, b"\x01"), prior=cond)
+    # a dense v1 file relabelled as v5 means the same (a plain prior's tables do not depend on the counts)
     plain_file = pack(make_header(6, 3, 4, 5, "range"), idx, prior=plain)
-    with pytest.raises(FormatError, match="version 5 file needs a count-conditioned prior"):
-        unpack(edit(plain_file, 4, b"\x05"), prior=plain)
+    assert np.array_equal(unpack(edit(plain_file, 4, b"\x05"), prior=plain)[1], idx)
     with pytest.raises(FormatError, match="version 5 files are range coded"):
-        read_header(edit(pack(make_header(6, 3, 4, 5, "range"), np.maximum(idx, 0)), 4, b"\x05"))  # uniform prior
+        read_header(edit(pack(make_header(6, 3, 4, 5, "raw"), idx), 4, b"\x05"))
 
 
 def test_truncate_keeps_the_conditioned_prior():
@@ -118,4 +118,6 @@ def test_check_blocks_needs_a_selection_for_every_block():
     cond, _ = _prior(rng, B=2, extra=3)  # 5 tables but a selection for 2 blocks only
     with pytest.raises(ValueError, match="selects tables for 2 blocks"):
         pack(make_header(6, 3, 4, 5, "range"), np.zeros((3, 4, 5), dtype=np.int64), prior=cond)
+    with pytest.raises(ValueError, match="needs format v5"):
+        pack(make_header(6, 2, 4, 5, "range"), np.zeros((2, 4, 5), dtype=np.int64), prior=cond, map_coding="table")
     assert bitstream.VERSION == 5

@@ -1,4 +1,5 @@
-"""Format version 2: the prefix layout (each position codes its own number of leading blocks)."""
+"""The prefix layout (each position codes its own number of leading blocks): format version 2 (the count map
+coded with a per-file table, ``map_coding="table"``) and version 5 (context coded, the default)."""
 from __future__ import annotations
 
 import struct
@@ -12,23 +13,24 @@ from bitstream.header import map_table_bytes
 from test_bitstream_helpers import edit, fix_crcs, make_header, random_indices, skewed_prior, skip_tail
 
 
-def _prefix(rng, K_bits=8, n=3, lh=4, lw=5, prior=None):
+def _prefix(rng, K_bits=8, n=3, lh=4, lw=5, prior=None, map_coding="table"):
     idx = skip_tail(rng, random_indices(rng, K_bits, n, lh, lw))
     idx[:, 0, 0] = -1          # at least one position codes nothing
     idx[:, -1, -1] = np.arange(n)  # and one codes every block
     h = make_header(K_bits, n, lh, lw, "range")
-    return idx, pack(h, idx, prior=prior)
+    return idx, pack(h, idx, prior=prior, map_coding=map_coding)
 
 
+@pytest.mark.parametrize("map_coding,version", [("table", 2), ("context", 5)])
 @pytest.mark.parametrize("kind", ["uniform", "multi", "single"])
-def test_prefix_roundtrip(kind):
+def test_prefix_roundtrip(kind, map_coding, version):
     rng = np.random.default_rng(3)
     n = 4
     prior = {"uniform": None, "multi": skewed_prior(rng, 256, n), "single": skewed_prior(rng, 256, 1)}[kind]
-    idx, data = _prefix(rng, n=n, prior=prior)
+    idx, data = _prefix(rng, n=n, prior=prior, map_coding=map_coding)
     h, out = unpack(data, prior=prior)
     assert np.array_equal(out, idx) and out.dtype == np.int64
-    assert (h.version, h.layout, data[4], data[14], data[15]) == (2, "prefix", 2, 1, 0)
+    assert (h.version, h.layout, data[4], data[14], data[15]) == (version, "prefix", version, 1, 0)
     assert h.symbol_count == int((idx >= 0).sum()) == int(block_counts(idx).sum())
     assert h.to_dict()["layout"] == "prefix" and read_header(data[:HEADER_SIZE]) == h
 
@@ -40,18 +42,20 @@ def test_dense_arrays_stay_version_1():
     assert data[4] == 1 and read_header(data).layout == "dense"
 
 
-def test_skipping_costs_fewer_bytes():
+@pytest.mark.parametrize("map_coding", ["table", "context"])
+def test_skipping_costs_fewer_bytes(map_coding):
     rng = np.random.default_rng(5)
     idx = random_indices(rng, 12, 6, 16, 16)
     h = make_header(12, 6, 16, 16, "range")
     half = idx.copy()
     half[3:, :, :8] = -1
-    assert len(pack(h, half)) < len(pack(h, idx)) - 0.9 * (3 * 16 * 8 * 12 / 8) + 64
+    assert len(pack(h, half, map_coding=map_coding)) < len(pack(h, idx)) - 0.9 * (3 * 16 * 8 * 12 / 8) + 64
 
 
-def test_all_positions_skipped():
+@pytest.mark.parametrize("map_coding", ["table", "context"])
+def test_all_positions_skipped(map_coding):
     idx = -np.ones((2, 3, 4), dtype=np.int64)
-    data = pack(make_header(8, 2, 3, 4, "range"), idx)
+    data = pack(make_header(8, 2, 3, 4, "range"), idx, map_coding=map_coding)
     h, out = unpack(data)
     assert h.symbol_count == 0 and np.array_equal(out, idx)
 
@@ -108,9 +112,30 @@ def test_prefix_readers_reject_malformed_files():
         unpack(fix_crcs(edit(cut, 72, struct.pack("<I", len(cut) - HEADER_SIZE)), payload_crc=True))
 
 
-def test_max_symbols_caps_the_index_array():
+def test_context_coded_readers_reject_malformed_files():
+    rng = np.random.default_rng(7)
+    idx, data = _prefix(rng, n=3, map_coding="context")
+    assert read_header(data).version == 5 and read_header(data).payload_length % 4 == 0
+    _err(edit(data, 14, b"\x02"), "field layout out of range")
+    _err(edit(data, 9, b"\x00"), "needs range coding")
+    sc = read_header(data).symbol_count
+    _err(edit(data, 64, struct.pack("<Q", sc + 1)), "symbol_count")
+    _err(edit(data, 64, struct.pack("<Q", 3 * 4 * 5 + 1)), "symbol_count inconsistent")
+    for i in range(0, len(data) - HEADER_SIZE, 3):  # any flipped byte: undecodable, inconsistent or not canonical
+        b = bytearray(data)
+        b[HEADER_SIZE + i] ^= 0x5A
+        with pytest.raises(FormatError):
+            unpack(fix_crcs(bytes(b)))
+    # a prefix file's payload cannot be shorter than its count map's least cost
+    huge = edit(data, 56, struct.pack("<II", 1 << 16, 1 << 16))  # latent 65536 x 65536 (and image sides to match)
+    huge = edit(huge, 48, struct.pack("<II", (1 << 16) * 16 - 8, (1 << 16) * 16))
+    _err(huge, "out of range")
+
+
+@pytest.mark.parametrize("map_coding", ["table", "context"])
+def test_max_symbols_caps_the_index_array(map_coding):
     rng = np.random.default_rng(8)
-    idx, data = _prefix(rng, n=3, lh=4, lw=5)
+    idx, data = _prefix(rng, n=3, lh=4, lw=5, map_coding=map_coding)
     unpack(data, max_symbols=60)
     with pytest.raises(FormatError, match="more than the allowed 59"):
         unpack(data, max_symbols=59)

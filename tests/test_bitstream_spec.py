@@ -38,8 +38,8 @@ def spec_header(data: bytes) -> dict:
         assert data[88:92] == b"\0" * 4
     elif h["version"] == 4:
         assert h["metadata_length"] >= 1
-    if h["version"] == 5:  # section 3: count-conditioned model prior, range coding
-        assert h["coding"] == "range" and h["prior"] == "model"
+    if h["version"] == 5:  # section 3: range coding only
+        assert h["coding"] == "range"
     if h["version"] < 3:  # byte 15 is reserved in v1 and v2
         assert data[15] == 0
     elif h["version"] == 3 or h["ext_bits"]:  # byte 15 / step 6: escape bits need range coding, model prior
@@ -75,7 +75,7 @@ def spec_metadata(data: bytes, h: dict) -> dict:
 def spec_table_bytes(h: dict) -> tuple[int, int]:
     """(T, X): bytes of the count table (prefix layout, 5.6) and of the escape table (v3, 5.7) at the payload's start."""
     n = h["n_blocks"]
-    T = 4 * -(-2 * (n + 1) // 4) if h["layout"] == "prefix" else 0
+    T = 4 * -(-2 * (n + 1) // 4) if h["layout"] == "prefix" and h.get("version", 2) < 5 else 0  # v5: no count table
     X = 4 * -(-2 * n // 4) if h["ext_bits"] else 0
     return T, X
 
@@ -316,12 +316,35 @@ def spec_write_v3(hdr, indices, freqs) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body)) + payload
 
 
+def spec_v5_counts(d: SpecDecoder, h: dict, pairs: list) -> list[int]:
+    """Section 5.6, v5: the count map in C order, each count with the adaptive table of its context."""
+    n, lh, lw = h["n_blocks"], h["latent_h"], h["latent_w"]
+    f = [[1] * (n + 1) for _ in range(6)]
+    counts = []
+    for y in range(lh):
+        for x in range(lw):
+            L = counts[-1] if x else None
+            U = counts[(y - 1) * lw + x] if y else None
+            if L is None and U is None:
+                L = U = n // 2
+            L, U = (U if L is None else L), (L if U is None else U)
+            ctx = min(5, 6 * (L + U) // (2 * n + 1))
+            t = Table(spec_weights(f[ctx]))
+            v = d.symbol(t)
+            pairs.append((v, t))
+            counts.append(v)
+            f[ctx][v] += 24
+            if sum(f[ctx]) > 4096:
+                f[ctx] = [(x + 1) // 2 for x in f[ctx]]
+    return counts
+
+
 def spec_v5_decode(payload: bytes, h: dict, freqs, select) -> list[int]:
     """Section 5.9 (with 5.6 and 5.7): block b's index at a position coding c blocks uses table select[b][c];
     within a block the flags (escape coding) come first, then the (flag-0) indices grouped by table, ascending,
     then the flag-1 indices."""
     n, P, k, E = h["n_blocks"], h["latent_h"] * h["latent_w"], h["K_bits"], h["ext_bits"]
-    assert len(select) >= n and len(freqs) >= len(select) and all(len(r) == len(select) + 1 for r in select)
+    assert len(select) >= n and all(len(r) == len(select) + 1 and all(0 <= t < len(freqs) for t in r) for r in select)
     K0 = 1 << (k - E)
     assert all(len(row) == K0 for row in freqs)
     T, X = spec_table_bytes(h)
@@ -329,10 +352,8 @@ def spec_v5_decode(payload: bytes, h: dict, freqs, select) -> list[int]:
     d = SpecDecoder(payload[T + X:])
     pairs = []
     if h["layout"] == "prefix":
-        gt = Table(spec_weights(spec_u16_table(payload, 0, n + 1, T)))
-        counts = [d.symbol(gt) for _ in range(P)]
+        counts = spec_v5_counts(d, h, pairs)
         assert sum(counts) == h["symbol_count"]
-        pairs += [(c, gt) for c in counts]
     else:
         counts = [n] * P
     if E:
@@ -367,6 +388,11 @@ def spec_decode(data: bytes, freqs=None, select=None):
     h = spec_header(data)
     payload = data[HEADER_SIZE:HEADER_SIZE + h["payload_length"]]
     if h["version"] == 5:
+        if freqs is None:  # the uniform prior: one all-ones table for every block
+            freqs, select = [[1] * (1 << h["K_bits"])], [[0] * (h["n_blocks"] + 1)] * h["n_blocks"]
+        elif select is None:  # a plain prior: block b uses table b (or 0), whatever its count
+            T = len(freqs)
+            select = [[b if T > 1 else 0] * (h["n_blocks"] + 1) for b in range(h["n_blocks"])]
         return h, spec_v5_decode(payload, h, freqs, select)
     if h["coding"] == "raw":
         return h, spec_raw_decode(payload, h)
@@ -390,7 +416,8 @@ def test_independent_reader_agrees_on_metadata_v4(layout):
     idx = random_indices(rng, k, 3, 4, 5) if layout == "wide" else random_indices(rng, 8, 3, 4, 5)
     if layout == "prefix":
         idx = skip_tail(rng, idx)
-    data = pack(make_header(k, 3, 4, 5, "raw" if layout == "raw" else "range"), idx, prior=prior, metadata=meta)
+    data = pack(make_header(k, 3, 4, 5, "raw" if layout == "raw" else "range"), idx, prior=prior, metadata=meta,
+                map_coding="table")
     h, syms = spec_decode(data, None if prior is None else prior.freqs)
     ref = bitstream.read_header(data)
     assert h["version"] == 4 and all(getattr(ref, key) == v for key, v in h.items())
@@ -425,9 +452,12 @@ def test_independent_decoder_agrees(coding, k, prior_kind):
         assert getattr(ref, key) == v, key
     if coding == "range":  # the same array with trailing blocks skipped: format v2, prefix layout
         skipped = skip_tail(rng, idx)
-        d2 = pack(header, skipped, prior=prior)
+        d2 = pack(header, skipped, prior=prior, map_coding="table")
         h2, syms2 = spec_decode(d2, None if prior is None else prior.freqs)
         assert (h2["version"], h2["layout"]) == (2, "prefix") and syms2 == skipped.reshape(-1).tolist()
+        d5 = pack(header, skipped, prior=prior)  # format v5: the count map context coded (5.6)
+        h5, syms5 = spec_decode(d5, None if prior is None else prior.freqs)
+        assert (h5["version"], h5["layout"]) == (5, "prefix") and syms5 == skipped.reshape(-1).tolist()
     if prior is not None:
         assert h["prior_id"] == bytes.fromhex(prior.sha256()[:16])
         w = prior.weights()
@@ -491,7 +521,7 @@ def test_independent_decoder_agrees_v3(K_bits, E, shape, layout, mix, T):
         else:
             idx[:, -1, -1] = K0 + np.arange(n) if mix != "free" else np.arange(n)  # and one codes every block
     header = make_header(K_bits, n, lh, lw, "range", stride=16, color="L", quality=9)
-    data = pack(header, idx, prior=prior)
+    data = pack(header, idx, prior=prior, map_coding="table")
     h, syms = spec_decode(data, prior.freqs)
     assert syms == idx.reshape(-1).tolist()
     assert (h["version"], h["ext_bits"], h["layout"]) == (3, E, "prefix" if layout.startswith("prefix") else "dense")
@@ -538,7 +568,7 @@ def _v3_files():
         idx = _wide_indices(rng, 7, 3, 3, 3, 4, "blocks", prior)
         if layout == "prefix":
             idx = skip_tail(rng, idx)
-        out[layout] = (pack(make_header(7, 3, 3, 4, "range"), idx, prior=prior), prior)
+        out[layout] = (pack(make_header(7, 3, 3, 4, "range"), idx, prior=prior, map_coding="table"), prior)
     return out
 
 
@@ -687,10 +717,11 @@ GOLDEN = {
     "range-prefix": "bb5a045189d88f585788b351c26c7f204b590757946ae995656215182252a061",  # version 2
     "range-wide": "01fa666236a58c60615b6962ae688fe164776bae5b0fbd6f25af80db727df527",  # version 3: prefix layout, 2 escape bits
     "range-meta": "d104d9e07b20c4d4b207b79db6365f4f9472214403abd788c09b68e99fe8d496",  # version 4: range-model + EXIF, XMP
-    "range-counts": "2014a50bc976c61b922fe1f551295b3eb53b6739cb351c63c9c1f61ae6695642",  # version 5: the range-prefix file with a count-conditioned prior
+    "range-counts": "743098adda9eedcdd1c2919c4d83b8574d13b818d69e035ff27c2da3bf7e9a8d",  # version 5: the range-prefix file with a count-conditioned prior
+    "range-prefix-v5": "b6e140ad264bc0a9c0e513980767d6aa0b0adcde7fa1fb3d57838e5020f7e32e",  # version 5: the range-prefix file, its count map context coded
 }
 GOLDEN_VERSION = {"raw": 1, "range-uniform": 1, "range-model": 1, "range-prefix": 2, "range-wide": 3, "range-meta": 4,
-                  "range-counts": 5}
+                  "range-counts": 5, "range-prefix-v5": 5}
 
 
 def _golden_prior():
@@ -711,11 +742,13 @@ def _golden_files():
         "range-uniform": pack(h.replace(coding="range"), idx6),
         "range-model": pack(h.replace(coding="range"), skew, prior=prior),
         "range-prefix": pack(h.replace(coding="range"), np.where(np.arange(2)[:, None, None] < counts_map, skew, -1),
-                             prior=prior),
+                             prior=prior, map_coding="table"),
+        "range-prefix-v5": pack(h.replace(coding="range"), np.where(np.arange(2)[:, None, None] < counts_map, skew, -1),
+                                prior=prior),
         # K = 2**8 over the 2**6-entry prior tables: indices 0..255, about a quarter below 64
         "range-wide": pack(h.replace(coding="range", K_bits=8), np.where(np.arange(2)[:, None, None] < counts_map,
                                                                          ((i * 37 + 11) % 256).reshape(2, 3, 5), -1),
-                           prior=prior),
+                           prior=prior, map_coding="table"),
         # v4: the range-model file plus both metadata chunks
         "range-meta": pack(h.replace(coding="range"), skew, prior=prior,
                            metadata={"exif": b"Exif\0\0MM\0*\0\0\0\x08\0\0", "xmp": b"<x:xmpmeta>gq</x:xmpmeta>"}),

@@ -67,7 +67,7 @@ def test_save_options_rdoq_and_adaptive(tmp_path, monkeypatch):
     src = Image.fromarray(a)
     src.save(tmp_path / "a.gqc", quality=2)
     src.save(tmp_path / "d.gqc", quality=2, adaptive=False, rdoq=0)
-    assert (tmp_path / "a.gqc").read_bytes()[4] == 2 and (tmp_path / "d.gqc").read_bytes()[4] == 1
+    assert (tmp_path / "a.gqc").read_bytes()[4] == 5 and (tmp_path / "d.gqc").read_bytes()[4] == 1
     assert (tmp_path / "d.gqc").read_bytes() == codec.load("tiny").compress(src, quality=2, adaptive=False, rdoq=0)
     im = Image.open(tmp_path / "a.gqc")
     im.load()

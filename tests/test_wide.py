@@ -36,12 +36,12 @@ def test_codebook_rows_equal_the_generated_codebook():
         codebook_rows(7, [-1], 5)
 
 
-def test_wide_quality_writes_v3_and_decodes_with_the_wide_codebook(wide):
+def test_wide_quality_writes_escapes_and_decodes_with_the_wide_codebook(wide):
     rgb = image()
-    for adaptive, layout in ((False, "dense"), (True, "prefix")):
+    for adaptive, layout, version in ((False, "dense", 3), (True, "prefix", 5)):
         data = wide.compress(rgb, quality=4, adaptive=adaptive)
         h, idx = bitstream.unpack(data, wide.prior)
-        assert (h.version, h.K_bits, h.ext_bits, h.layout) == (3, 10, 2, layout)
+        assert (h.version, h.K_bits, h.ext_bits, h.layout) == (version, 10, 2, layout)
         assert idx.max() >= 256  # some indices use the widened part of the codebook
         out = np.array(wide.decompress(data))
         # the reference decode: the latent from the 2**10-row codebook, through the synthesis
@@ -60,14 +60,15 @@ def test_wide_rdoq_bias_is_the_escape_coding_cost(wide):
     assert np.allclose(bias, -2.0 * np.log(2.0) * bits)
     # the rate-optimised search at a wide quality still gives a decodable v3 file
     data = wide.compress(image(), quality=4, rdoq=2.0)
-    assert bitstream.read_header(data).version == 3
+    h = bitstream.read_header(data)
+    assert h.ext_bits == 2 and h.version == (5 if h.layout == "prefix" else 3)
     assert np.array(wide.decompress(data)).shape == image().shape
 
 
-def test_narrow_qualities_still_write_v1_and_v2(wide):
+def test_narrow_qualities_still_write_v1_and_v5(wide):
     rgb = image()
     assert bitstream.read_header(wide.compress(rgb, quality=3)).version == 1
-    assert bitstream.read_header(wide.compress(rgb, quality=2)).version == 2
+    assert bitstream.read_header(wide.compress(rgb, quality=2)).version == 5
 
 
 def test_raw_mode_at_a_wide_quality(wide):
