@@ -12,6 +12,7 @@ never), so header parsing is instant::
 
 Every malformed input raises :class:`FormatError` (a ValueError).
 """
+from . import countmap
 from .container import SKIP, count_code_lengths, count_model, count_table, escape_table, pack, prefix_bits, read_metadata, truncate, unpack, wide_code_lengths
 from .header import HEADER_SIZE, MAGIC, VERSION, FormatError, Header, crc32, read_header
 from .prior import Prior

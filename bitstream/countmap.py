@@ -94,6 +94,30 @@ def code_lengths(counts: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def contexts(counts: np.ndarray, n: int) -> np.ndarray:
+    """(h, w) the context of every position of the count map ``counts`` (vectorised :func:`context`)."""
+    c = np.asarray(counts, dtype=np.int64)
+    h, w = c.shape
+    L = np.empty_like(c)
+    U = np.empty_like(c)
+    L[:, 1:], U[1:, :] = c[:, :-1], c[:-1, :]
+    L[:, 0] = U[:, 0]  # no left neighbour: the upper one's value ...
+    U[0, :] = L[0, :]  # ... and no upper one: the left one's
+    L[0, 0] = U[0, 0] = n // 2
+    return np.minimum(CONTEXTS - 1, CONTEXTS * (L + U) // (2 * n + 1))
+
+
+def estimated_costs(counts: np.ndarray, n: int) -> np.ndarray:
+    """(n + 1, h, w): about what coding count v at each position would cost in a map like ``counts``
+    (its neighbours' contexts and per-context histograms, as the adaptive tables would learn them);
+    an encoder's estimate for choosing the counts, not an exact code length."""
+    ctx = contexts(counts, n)
+    hist = np.ones((CONTEXTS, n + 1))
+    np.add.at(hist, (ctx.ravel(), np.asarray(counts).ravel()), INCREMENT)
+    bits = -np.log2(hist / hist.sum(axis=1, keepdims=True))  # (contexts, n + 1)
+    return np.moveaxis(bits[ctx], -1, 0)
+
+
 def min_bits(n: int) -> float:
     """A lower bound on the bits of one count: no table ever gives a count more than the weight of
     ``(F - n)`` out of ``F`` with ``F`` the largest total a table is coded with (every entry is >= 1)."""

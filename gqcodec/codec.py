@@ -28,6 +28,7 @@ from PIL import Image
 
 import bitstream
 from bitstream import HEADER_SIZE, FormatError, Header
+from bitstream import countmap
 from bitstream.metadata import decode_metadata
 
 from . import zoo
@@ -149,13 +150,13 @@ class Codec(ModelCard):
     @staticmethod
     def pick_counts(se: np.ndarray, bits: np.ndarray, lam: float, limit: np.ndarray | None = None) -> np.ndarray:
         """Per-position count (h, w) minimising ``se + lam * bits``, the count map's own cost
-        included (a second pass, once the map's histogram is known); at most ``limit`` (h, w)
-        where given."""
+        included (a second pass, once the first pass's map shows what the v5 map coder's contexts
+        will learn: ``bitstream.countmap.estimated_costs``); at most ``limit`` (h, w) where given."""
         J = se + lam * bits
         if limit is not None:
             J[np.arange(J.shape[0])[:, None, None] > limit[None]] = np.inf
-        map_bits = bitstream.count_code_lengths(J.argmin(axis=0), se.shape[0] - 1)
-        return (J + lam * map_bits[:, None, None]).argmin(axis=0)
+        map_bits = countmap.estimated_costs(J.argmin(axis=0), se.shape[0] - 1)
+        return (J + lam * map_bits).argmin(axis=0)
 
     def choose_counts(self, rgb: np.ndarray, indices: np.ndarray, lam: float, K_bits: int | None = None) -> np.ndarray:
         """The adaptive layout's block counts (h, w) for ``indices`` (n, h, w) of image ``rgb``."""

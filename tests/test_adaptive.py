@@ -33,10 +33,14 @@ def test_pick_counts_minimises_the_lagrangian():
     lam = 20.0
     c = Codec.pick_counts(se, bits, lam)
     J = se + lam * bits
-    first = J.argmin(axis=0)  # second pass: the map's cost under the first pass's count table
-    _, wts = bitstream.count_model(bitstream.count_table(first, n))
-    J = J + lam * (24 - np.log2(wts.astype(float)))[:, None, None]
-    assert np.array_equal(c, J.argmin(axis=0))
+    first = J.argmin(axis=0)  # second pass: the map's cost in the contexts of the first pass's map
+    ctx = bitstream.countmap.contexts(first, n)
+    hist = np.ones((6, n + 1))
+    for k, v in zip(ctx.ravel(), first.ravel()):
+        hist[k, v] += 24
+    cost = -np.log2(hist / hist.sum(axis=1, keepdims=True))
+    J2 = J + lam * np.stack([cost[ctx, v] for v in range(n + 1)])
+    assert np.array_equal(c, J2.argmin(axis=0))
     se[2, 0, 0] = -1.0  # a count whose error is lowest wins even if more blocks come after it
     assert Codec.pick_counts(se, bits, 0.0)[0, 0] == 2
 

@@ -26,8 +26,7 @@ import math
 import numpy as np
 import torch
 
-from bitstream import count_code_lengths
-from bitstream.header import map_table_bytes
+from bitstream import countmap
 from gqcodec import rd, zoo
 from gqcodec.codec import Codec
 from gqcodec.train import DEFAULT_DATA, list_images, load_pack
@@ -73,7 +72,7 @@ def point(pairs, lam: float | None) -> tuple[float, float]:
         else:
             counts = Codec.pick_counts(se, bits, lam)
             b = float(np.take_along_axis(bits, counts[None], 0).sum())
-            b += float(count_code_lengths(counts, n)[counts].sum()) + 8 * map_table_bytes(n)
+            b += float(countmap.code_lengths(counts, n).sum())  # the v5 map (context coded, no table)
             e = float(np.take_along_axis(se, counts[None], 0).sum())
         bits_total += b
         pixels += px
