@@ -206,7 +206,21 @@ FILES = [
      "JGZmZmYzM5qZAIBVVQEAAIAAgP//YOpLaWAeboj+hGA/eAdFftfauyvGO03/YuKxpZHaQhqTCrL3ipgoIndIxs7DO9/uuvvLBcUPupgoFd"
      "gcyWK8zdoZrFLyd71dIm6uQU/VZv1FgOqG+ekuFJKwAzFUcs0n3fE/pSloKPvTgg7bPRJ3Jp4SXjYx00A2k/hXcW/Gc0meWI5mAvJ2H8AJ"
      "BZaivY733CMpXTXhB1utBRzxNiFC1/pTi7MPoXxVH/IxyLAVeXpgCYuAWTyAxHpq9mULQC+zJS2ZLldm2QjZmSsJ6gPGKi2KWom8WVGXDq"
-     "ygC6fdYWRBl9qnnuOA0gOroX2jyRLACw08VokPu7F6H0wKr2BZAhk/puSqI5CIlI7d21l5p3SMBGw59m5njM2jkFBEadh1mbtuY+Bevww="),]
+     "ygC6fdYWRBl9qnnuOA0gOroX2jyRLACw08VokPu7F6H0wKr2BZAhk/puSqI5CIlI7d21l5p3SMBGw59m5njM2jkFBEadh1mbtuY+Bevww="),
+    ("gq-n128-c320-r13", 1, 21.49,  # thirteenth release, 2026-12: q1 dense (v1), q4 adaptive (v5: context-coded count map), q10 (v5, 2^20 codebook)
+     "iUdRQwEQEBADAQEBAgAAAGdxLW4xMjgtYzMyMC1yMTM+xXH1XxdeVgAAAAAAAAAAQAAAADAAAAADAAAABAAAABgAAAAAAAAALAAAADjZhrP9"
+     "GjubkVUhugAAAACwg/a7YEU+g471BSYUDffsfySlTv0CRNFOTwKzjJPLfaqpLblj4YVaZQYdM0gJ6jc="),
+    ("gq-n128-c320-r13", 5, 26.58,
+     "iUdRQwUQEBADAQEEBgABAGdxLW4xMjgtYzMyMC1yMTM+xXH1XxdeVgAAAAAAAAAAQAAAADAAAAADAAAABAAAADEAAAAAAAAAYAAAAA+Pe9X9"
+     "GjubkVUhugAAAACblAG/hE3pkbvVknVeAkXL3echS+w71jR0H7x4oKopeovYq75MWP1Pv3N8abwC/dPzA//zLrabaAQz6RgUU4k0MIKsXyMm"
+     "X7Oiy2uQKG8fjBaMYr0HQyoCgReL3JNiIpCA8cWu"),
+    ("gq-n128-c320-r13", 5, 29.91,
+     "iUdRQwUUEBADAQEKFAABBGdxLW4xMjgtYzMyMC1yMTM+xXH1XxdeVgAAAAAAAAAAQAAAADAAAAADAAAABAAAAIsAAAAAAAAAVAEAAOBdobD9"
+     "GjubkVUhugAAAADdedXmVVUAQABAVRUAgACAbtu3bUmSkiQAgFVVq6qrqs3MVVUBAFVVq6r//7p65lRshRr9Vg0wF0Mp8NIdV/56Ye+Iu27A"
+     "KUIaduyrguH0c86wEWecJ94fBNc0dXpRn4eSvnGKO5mqdUBCgi0yvUibvX7fhPJE8nqQ/H+wH9dDAR+rSqBS+puDzL2vcCD6ExEeGIrqfiNF"
+     "ubeuZPRH8yJwfeAn4tB7sHJnj5M1RkxX+NENVzp/uJTBWIbg3Zj6Zk2w2XnjBw+X+bME9ObmDNYZ7IaA+sz91ZI7tfxFK6cS7DV5MaU9kFrp"
+     "f+R4B5qo1SiSdsByMJSGnwfaNC7JMVSVm0TUYCm77ZRQd8KEDKS7mbFKZSSze9GScUavPCH/t62yjQN9URK+mWeIsM+PXvN0L4/cZhKTV2qP"
+     "wnZ/tWtM/5RjN0NMMaeHW1MMV1Zkq0oYEPvirniD2Q==")]
 
 
 @pytest.mark.parametrize("model,version,psnr,b64", FILES, ids=[f"{m}-v{v}-{i}" for i, (m, v, _, _) in enumerate(FILES)])
