@@ -85,11 +85,9 @@ def _wide(N: int):
     return rangecoder.categorical_from_weights(w), float(PRECISION - np.log2(w.min())), float(PRECISION - np.log2(w.max()))
 
 
-def wide_code_lengths(prior: Prior, K_bits: int, z: np.ndarray, n_blocks: int,
-                      tables: list[int] | None = None) -> list[np.ndarray]:
+def wide_code_lengths(prior: Prior, K_bits: int, z: np.ndarray, n_blocks: int) -> list[np.ndarray]:
     """Per block, the code length in bits of every index 0..2**K_bits - 1 under v3 escape coding with
-    escape table ``z``: the flag, then the block's prior table (index < K0) or the wide table (the rest).
-    ``tables`` (one per block) replaces each block's table (default: its representative table)."""
+    escape table ``z``: the flag, then the block's prior table (index < K0) or the wide table (the rest)."""
     K0 = prior.K
     N = (1 << K_bits) - K0
     wide_w = quantize(np.ones((1, N), dtype=np.int64))[0]
@@ -99,8 +97,7 @@ def wide_code_lengths(prior: Prior, K_bits: int, z: np.ndarray, n_blocks: int,
     for b in range(n_blocks):
         fw = escape_weights(z[b]).astype(np.float64)
         fb0, fb1 = PRECISION - np.log2(fw[0]), PRECISION - np.log2(fw[1])
-        t = prior.table_index(b) if tables is None else tables[b]
-        out.append(np.concatenate([fb0 + PRECISION - logw[t], fb1 + wide_bits]))
+        out.append(np.concatenate([fb0 + PRECISION - logw[prior.table_index(b)], fb1 + wide_bits]))
     return out
 
 

@@ -53,44 +53,40 @@ def _contexts_of(counts: np.ndarray, y: int, x: int, n: int) -> int:
     return context(int(counts[y, x - 1]) if x else None, int(counts[y - 1, x]) if y else None, n)
 
 
-def chunks(counts: np.ndarray, n: int):
-    """``(symbols, model)`` pairs that code the count map ``counts`` (h, w), one per position."""
-    counts = np.asarray(counts)
+def _walk(counts: np.ndarray, n: int):
+    """Visit the positions of ``counts`` in C order, yielding ``(y, x, weights)``: the 24-bit weights
+    position (y, x) is coded with. The caller has ``counts[y, x]`` set when it asks for the next
+    position (a decoder writes the count it just read), and the tables then learn it."""
     h, w = counts.shape
     state = CountMapModel(n)
     for y in range(h):
         for x in range(w):
             ctx = _contexts_of(counts, y, x, n)
-            v = int(counts[y, x])
-            yield np.array([v], dtype=np.int32), rangecoder.categorical_from_weights(state.weights(ctx))
-            state.update(ctx, v)
+            yield y, x, state.weights(ctx)
+            state.update(ctx, int(counts[y, x]))
+
+
+def chunks(counts: np.ndarray, n: int):
+    """``(symbols, model)`` pairs that code the count map ``counts`` (h, w), one per position."""
+    counts = np.asarray(counts)
+    for y, x, w in _walk(counts, n):
+        yield np.array([counts[y, x]], dtype=np.int32), rangecoder.categorical_from_weights(w)
 
 
 def decode(dec, h: int, w: int, n: int) -> np.ndarray:
     """Read an (h, w) count map from the range decoder ``dec``."""
     counts = np.zeros((h, w), dtype=np.int64)
-    state = CountMapModel(n)
-    for y in range(h):
-        for x in range(w):
-            ctx = _contexts_of(counts, y, x, n)
-            v = int(dec.decode(rangecoder.categorical_from_weights(state.weights(ctx)), 1)[0])
-            counts[y, x] = v
-            state.update(ctx, v)
+    for y, x, wts in _walk(counts, n):
+        counts[y, x] = int(dec.decode(rangecoder.categorical_from_weights(wts), 1)[0])
     return counts
 
 
 def code_lengths(counts: np.ndarray, n: int) -> np.ndarray:
     """(h, w) bits each count of the map costs (ideal, under the 24-bit weights it is coded with)."""
     counts = np.asarray(counts)
-    h, w = counts.shape
-    out = np.empty((h, w))
-    state = CountMapModel(n)
-    for y in range(h):
-        for x in range(w):
-            ctx = _contexts_of(counts, y, x, n)
-            v = int(counts[y, x])
-            out[y, x] = PRECISION - np.log2(float(state.weights(ctx)[v]))
-            state.update(ctx, v)
+    out = np.empty(counts.shape)
+    for y, x, w in _walk(counts, n):
+        out[y, x] = PRECISION - np.log2(float(w[counts[y, x]]))
     return out
 
 

@@ -98,15 +98,6 @@ class Codec(ModelCard):
                                                           q0.memory_budget).to(self.device)}
         return self._quantizers[K_bits]
 
-    def code_lengths(self, indices: np.ndarray, K_bits: int) -> np.ndarray:
-        """Bits of each index (n, h, w) under the range coder's prior for a file of K_bits-wide indices
-        (v3 escape coding with the escape table these indices would get when wider than the prior)."""
-        if K_bits == self.model.config.K_bits:
-            return self.prior.code_lengths(indices)
-        z = bitstream.escape_table(indices, self.prior.K)
-        table = bitstream.wide_code_lengths(self.prior, K_bits, z, indices.shape[0])
-        return np.stack([table[b][indices[b]] for b in range(indices.shape[0])])
-
     def count_costs(self, rgb: np.ndarray, indices: np.ndarray, K_bits: int | None = None,
                     known_se: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """What keeping c = 0..n leading blocks costs at each position: ``(se, bits)``, both (n + 1, h, w).

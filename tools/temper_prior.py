@@ -48,22 +48,18 @@ def kept_indices(codec: Codec, images, qualities, with_counts: bool = False) -> 
     """``{quality: [block 0's coded indices, block 1's, ...]}`` over real files of ``images``
     (only indices below the prior's K: a wide codebook's escaped ones are not the prior's); with
     ``with_counts`` each block's entry is ``(indices, the block counts of their positions)``."""
-    per_block = {q: [[] for _ in range(codec.n_blocks(q))] for q in qualities}
-    per_count = {q: [[] for _ in range(codec.n_blocks(q))] for q in qualities}
+    found = {q: [([], []) for _ in range(codec.n_blocks(q))] for q in qualities}  # per block: indices, counts
     for im in images:
         for q, data in codec.compress_many(im, qualities).items():  # the qualities share their search and decodes
             _, idx = bitstream.unpack(data, prior=codec.prior)
             counts = (idx >= 0).sum(axis=0)
             for b in range(idx.shape[0]):
-                keep = idx[b] >= 0
-                v, c = idx[b][keep], counts[keep]
+                v, c = idx[b][idx[b] >= 0], counts[idx[b] >= 0]
                 narrow = v < codec.prior.K
-                per_block[q][b].append(v[narrow])
-                per_count[q][b].append(c[narrow])
-    if not with_counts:
-        return {q: [np.concatenate(v) for v in blocks] for q, blocks in per_block.items()}
-    return {q: [(np.concatenate(v), np.concatenate(per_count[q][b])) for b, v in enumerate(blocks)]
-            for q, blocks in per_block.items()}
+                found[q][b][0].append(v[narrow])
+                found[q][b][1].append(c[narrow])
+    out = {q: [(np.concatenate(v), np.concatenate(c)) for v, c in blocks] for q, blocks in found.items()}
+    return out if with_counts else {q: [v for v, _ in blocks] for q, blocks in out.items()}
 
 
 def tempered_logp(logp: np.ndarray, tau: float) -> np.ndarray:
