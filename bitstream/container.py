@@ -225,7 +225,7 @@ def block_counts(indices: np.ndarray) -> np.ndarray:
 
 
 def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | None = None,
-         map_coding: str = "context") -> bytes:
+         map_coding: str = "context", spatial: bool = True) -> bytes:
     """Serialise ``indices`` (n_blocks, latent_h, latent_w) ints in [0, 2**K_bits) into .gqc bytes.
 
     ``header.coding`` picks raw or range coding.  Range coding uses ``prior``
@@ -235,7 +235,9 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
     computed here.  Entries equal to SKIP (-1) mark blocks that are not coded:
     such a file uses the prefix layout (range coding only), whose count map is context coded
     (format version 5) or, with ``map_coding="table"``, coded with a per-file table (versions 2 to
-    4, which older readers read); any other file the dense layout (version 1).  ``metadata`` ({"exif": bytes, "xmp": bytes}, optional)
+    4, which older readers read); any other file the dense layout (version 1). A range-coded file whose
+    ``prior`` has block 0's spatial context model (and no escape bits) codes block 0 with it (format
+    version 6; ``spatial=False`` or ``map_coding="table"`` writes the older versions instead).  ``metadata`` ({"exif": bytes, "xmp": bytes}, optional)
     is stored after the payload; a file with metadata is version 4.  ``header`` itself is not modified (``read_header`` of the result gives the
     completed header).  Caller errors raise ValueError.
     """
@@ -265,8 +267,11 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
         raise ValueError(f"map_coding must be 'context' or 'table', got {map_coding!r}")
     if conditional and map_coding == "table":
         raise ValueError("a count-conditioned prior needs format v5, whose count map is context coded")
+    use_ctx = (spatial and map_coding == "context" and h.coding == "range" and prior is not None
+               and prior.context is not None and not h.ext_bits)
     h.version = version_for(h.layout, h.ext_bits, h.metadata_length, conditional=conditional,
-                            context_map=map_coding == "context")
+                            context_map=map_coding == "context", spatial=use_ctx)
+    ctx_model = prior.context if use_ctx else None
     counts = block_counts(idx) if h.layout == "prefix" else None
     h.prior_id = bytes(8)
     if h.coding == "raw":
@@ -284,10 +289,10 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
             z = escape_table(idx, prior.K)
             head, blocks = _escape_bytes(z, h.n_blocks), WideBlocks(prior, h.K_bits, z)
         if counts is None:
-            payload = head + rangecoder.encode(idx, blocks)
-        elif h.version == 5:
+            payload = head + rangecoder.encode(idx, blocks, ctx_model)
+        elif h.version >= 5:
             payload = head + rangecoder.encode_chunks(
-                rangecoder.prefix_chunks(counts, idx, countmap.AdaptiveMap(h.n_blocks), blocks))
+                rangecoder.prefix_chunks(counts, idx, countmap.AdaptiveMap(h.n_blocks), blocks, ctx_model))
         else:
             table = count_table(counts, h.n_blocks)
             payload = _table_bytes(table, h.n_blocks) + head + rangecoder.encode_chunks(
@@ -363,7 +368,11 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
         prior.check_blocks(h.n_blocks, FormatError)
         if prior.conditional and h.version < 5:
             raise FormatError(f"prior mismatch: a version {h.version} file needs a prior without count conditioning")
+        if h.version == 6 and prior.context is None:
+            raise FormatError("prior mismatch: a version 6 file needs a prior with block 0's context model")
         block_bits = [prior.block_min_bits(b) for b in range(h.n_blocks)]
+        if h.version == 6:
+            block_bits[0] = 0.0  # a context's distribution may be arbitrarily peaked
     else:
         block_bits = [float(h.K_bits)] * h.n_blocks
     tb = map_table_bytes(h.n_blocks) if h.layout == "prefix" and h.version < 5 else 0
@@ -384,7 +393,7 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
     if h.layout == "dense":
         least = sum(block_bits) * h.positions
         stream = payload
-    elif h.version == 5:
+    elif h.version >= 5:
         map_model = countmap.AdaptiveMap(h.n_blocks)
         least = min(block_bits) * h.symbol_count + countmap.min_bits(h.n_blocks) * h.positions
         stream = payload
@@ -400,9 +409,10 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
     if least * (1 - 1e-9) > 8 * len(stream) + RANGE_SLACK_BITS:
         raise FormatError(f"field symbol_count out of range: {h.symbol_count} symbols need at least "
                           f"{least:.0f} bits, the payload has {8 * len(stream)}")
+    spatial = prior.context if h.version == 6 else None
     if h.layout == "dense":
-        return h, rangecoder.decode(stream, h.latent_shape, blocks)
-    return h, rangecoder.decode_prefix(stream, h.latent_shape, h.symbol_count, map_model, blocks)
+        return h, rangecoder.decode(stream, h.latent_shape, blocks, spatial)
+    return h, rangecoder.decode_prefix(stream, h.latent_shape, h.symbol_count, map_model, blocks, spatial)
 
 
 def truncate(data, n_blocks: int, prior: Prior | None = None, quality: int = 0,

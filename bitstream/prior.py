@@ -40,6 +40,7 @@ PRECISION = 24
 MAX_ROW_TOTAL = (1 << 32) - 1
 FORMAT_TAG = "gqcodec-prior-v1"
 FORMAT_TAG_COUNTS = "gqcodec-prior-v2"  # with a ``select`` array (count-conditioned tables)
+FORMAT_TAG_CONTEXT = "gqcodec-prior-v3"  # with block 0's spatial context model (``ctx_*`` arrays; format v6)
 
 
 def quantize(freqs: np.ndarray) -> np.ndarray:
@@ -58,7 +59,7 @@ class Prior:
     """``T`` positive integer frequency tables over ``K`` indices, optionally selected per block and
     position count by ``select`` (see the module docstring)."""
 
-    def __init__(self, freqs, select=None):
+    def __init__(self, freqs, select=None, context=None):
         a = np.asarray(freqs)
         if a.ndim == 1:
             a = a[None, :]
@@ -82,6 +83,12 @@ class Prior:
         freqs.setflags(write=False)
         self.freqs = freqs
         self.select = None if select is None else _check_select(select, T)
+        if context is not None:
+            from .context import SpatialContext
+
+            if not isinstance(context, SpatialContext) or context.K != K:
+                raise ValueError(f"context must be a bitstream.context.SpatialContext over the prior's {K} indices")
+        self.context = context
         self._weights = None
         self._min_bits = None
         self._models: dict = {}
@@ -136,13 +143,16 @@ class Prior:
     def __eq__(self, other) -> bool:
         return (isinstance(other, Prior) and np.array_equal(self.freqs, other.freqs)
                 and (self.select is None) == (other.select is None)
-                and (self.select is None or np.array_equal(self.select, other.select)))
+                and (self.select is None or np.array_equal(self.select, other.select))
+                and self.sha256() == other.sha256())
 
     __hash__ = None
 
     def sha256(self) -> str:
         """Hex SHA-256 of ``b"<u4" + u32le(T) + u32le(K) + freqs as little-endian uint32 (row-major)``,
-        followed for a count-conditioned prior by ``b"select" + u32le(B) + select as little-endian uint16``."""
+        followed for a count-conditioned prior by ``b"select" + u32le(B) + select as little-endian uint16``
+        and for a prior with block 0's context model (format v6) by the model's arrays
+        (:meth:`bitstream.context.SpatialContext.digest`)."""
         if self._sha is None:
             h = hashlib.sha256(b"<u4")
             h.update(struct.pack("<II", self.T, self.K))
@@ -150,6 +160,8 @@ class Prior:
             if self.select is not None:
                 h.update(b"select" + struct.pack("<I", self.select.shape[0]))
                 h.update(self.select.astype("<u2", copy=False).tobytes())
+            if self.context is not None:
+                self.context.digest(h)
             self._sha = h.hexdigest()
         return self._sha
 
@@ -241,11 +253,14 @@ class Prior:
         """Write an .npz with ``freqs`` (uint32 (T, K)) and ``format`` = 'gqcodec-prior-v1' (exact path);
         a count-conditioned prior adds ``select`` (uint16 (B, B + 1)) and is 'gqcodec-prior-v2'."""
         buf = io.BytesIO()
-        if self.select is None:
-            np.savez_compressed(buf, freqs=self.freqs.astype("<u4"), format=np.array(FORMAT_TAG))
-        else:
-            np.savez_compressed(buf, freqs=self.freqs.astype("<u4"), select=self.select.astype("<u2"),
-                                format=np.array(FORMAT_TAG_COUNTS))
+        arrays = {"freqs": self.freqs.astype("<u4")}
+        tag = FORMAT_TAG
+        if self.select is not None:
+            arrays["select"], tag = self.select.astype("<u2"), FORMAT_TAG_COUNTS
+        if self.context is not None:
+            arrays.update(self.context.arrays())
+            tag = FORMAT_TAG_CONTEXT
+        np.savez_compressed(buf, format=np.array(tag), **arrays)
         tmp = f"{os.fspath(path)}.tmp"
         with open(tmp, "wb") as fh:
             fh.write(buf.getvalue())
@@ -259,9 +274,18 @@ class Prior:
                 if "freqs" not in z.files:
                     raise FormatError(f"{path}: not a prior file (no 'freqs' array)")
                 tag = str(z["format"]) if "format" in z.files else FORMAT_TAG
-                if tag not in (FORMAT_TAG, FORMAT_TAG_COUNTS):
+                if tag not in (FORMAT_TAG, FORMAT_TAG_COUNTS, FORMAT_TAG_CONTEXT):
                     raise FormatError(f"{path}: unsupported prior format {tag!r}")
-                if (tag == FORMAT_TAG_COUNTS) != ("select" in z.files):
+                if (tag == FORMAT_TAG_CONTEXT) != ("ctx_G" in z.files):
+                    raise FormatError(f"{path}: prior format {tag!r} "
+                                      + ("needs the 'ctx_*' arrays" if tag == FORMAT_TAG_CONTEXT else "has 'ctx_*' arrays"))
+                if tag == FORMAT_TAG_CONTEXT:
+                    from .context import SpatialContext
+
+                    context = SpatialContext.from_arrays(z)
+                else:
+                    context = None
+                if tag == FORMAT_TAG_COUNTS and "select" not in z.files or tag == FORMAT_TAG and "select" in z.files:
                     raise FormatError(f"{path}: prior format {tag!r} "
                                       + ("needs a 'select' array" if tag == FORMAT_TAG_COUNTS else "has no 'select' array"))
                 freqs = z["freqs"]
@@ -271,7 +295,7 @@ class Prior:
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
             raise FormatError(f"{path}: cannot read prior file: {e}") from None
         try:
-            return cls(freqs, select)
+            return cls(freqs, select, context)
         except ValueError as e:
             raise FormatError(f"{path}: invalid prior tables: {e}") from None
 

@@ -82,13 +82,26 @@ def _coder(blocks):
     return blocks if hasattr(blocks, "chunks") else PlainBlocks(blocks)
 
 
-def encode(indices: np.ndarray, blocks) -> bytes:
+def _block0(spatial, idx0: np.ndarray, coded: np.ndarray, done):
+    """Block 0's chunks under ``spatial``: ``done`` (a decoder's, for the canonical check) or computed."""
+    return done if done is not None else spatial.chunks(idx0, coded)
+
+
+def _dense_chunks(indices: np.ndarray, coder, spatial, done=None):
+    ctx = _dense_ctx(indices.shape)
+    for b in range(indices.shape[0]):
+        if b == 0 and spatial is not None:
+            yield from _block0(spatial, indices[0], np.ones(indices.shape[1:], dtype=bool), done)
+        else:
+            yield from coder.chunks(b, indices[b].reshape(-1), ctx)
+
+
+def encode(indices: np.ndarray, blocks, spatial=None) -> bytes:
     """Range-code ``indices`` (n, h, w) block by block; returns the little-endian payload.
 
-    ``blocks`` is a block coder or a function ``model_for_block(b)`` (one model per block)."""
-    coder = _coder(blocks)
-    ctx = _dense_ctx(indices.shape)
-    return encode_chunks(c for b in range(indices.shape[0]) for c in coder.chunks(b, indices[b].reshape(-1), ctx))
+    ``blocks`` is a block coder or a function ``model_for_block(b)`` (one model per block);
+    ``spatial`` (format v6), a :class:`bitstream.context.SpatialContext`, codes block 0 instead."""
+    return encode_chunks(_dense_chunks(indices, _coder(blocks), spatial))
 
 
 def _dense_ctx(shape) -> np.ndarray:
@@ -97,8 +110,9 @@ def _dense_ctx(shape) -> np.ndarray:
     return np.full(h * w, n, dtype=np.int64)
 
 
-def prefix_chunks(counts: np.ndarray, indices: np.ndarray, map_model, blocks):
-    """The prefix layout's symbol order: the count map, then block b's indices where ``counts > b``."""
+def prefix_chunks(counts: np.ndarray, indices: np.ndarray, map_model, blocks, spatial=None, done=None):
+    """The prefix layout's symbol order: the count map, then block b's indices where ``counts > b``
+    (block 0 with ``spatial``, format v6, in its wavefront order)."""
     coder = _coder(blocks)
     if hasattr(map_model, "map_chunks"):  # v5: adaptive, context-coded count map (bitstream.countmap)
         yield from map_model.map_chunks(counts)
@@ -106,7 +120,10 @@ def prefix_chunks(counts: np.ndarray, indices: np.ndarray, map_model, blocks):
         yield counts, map_model
     for b in range(indices.shape[0]):
         keep = counts > b
-        yield from coder.chunks(b, indices[b][keep], counts[keep])
+        if b == 0 and spatial is not None:
+            yield from _block0(spatial, np.where(keep, indices[0], -1), keep, done)
+        else:
+            yield from coder.chunks(b, indices[b][keep], counts[keep])
 
 
 def _canonical(payload: bytes, chunks) -> None:
@@ -125,7 +142,7 @@ def _decoder(payload: bytes):
     return Q.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
 
-def decode(payload: bytes, shape: tuple[int, int, int], blocks) -> np.ndarray:
+def decode(payload: bytes, shape: tuple[int, int, int], blocks, spatial=None) -> np.ndarray:
     """Inverse of :func:`encode`; any failure becomes :class:`FormatError`.
 
     The payload must be canonical: re-encoding the decoded symbols must give
@@ -135,20 +152,24 @@ def decode(payload: bytes, shape: tuple[int, int, int], blocks) -> np.ndarray:
     coder = _coder(blocks)
     out = np.empty(shape, dtype=np.int64)
     ctx = _dense_ctx(shape)
+    done = None
     try:
         dec = _decoder(payload)
         for b in range(n):
-            out[b] = coder.decode(dec, b, h * w, ctx).reshape(h, w)
+            if b == 0 and spatial is not None:
+                out[0], done = spatial.decode(dec, np.ones((h, w), dtype=bool))
+            else:
+                out[b] = coder.decode(dec, b, h * w, ctx).reshape(h, w)
     except (MemoryError, FormatError):
         raise
     except Exception as e:  # constriction raises assorted errors on garbage
         raise FormatError(f"range payload cannot be decoded: {e}") from None
-    _canonical(payload, (c for b in range(n) for c in coder.chunks(b, out[b].reshape(-1), ctx)))
+    _canonical(payload, _dense_chunks(out, coder, spatial, done))
     return out
 
 
 def decode_prefix(payload: bytes, shape: tuple[int, int, int], symbol_count: int, map_model,
-                  blocks) -> np.ndarray:
+                  blocks, spatial=None) -> np.ndarray:
     """Inverse of ``encode_chunks(prefix_chunks(...))``: int64 (n, h, w) with -1 where a block is not coded.
 
     The decoded count map must hold ``symbol_count`` indices in all, and the
@@ -166,14 +187,17 @@ def decode_prefix(payload: bytes, shape: tuple[int, int, int], symbol_count: int
             raise FormatError(f"field symbol_count inconsistent: {symbol_count} != {int(counts.sum())} indices "
                               "in the block-count map")
         out = np.full(shape, -1, dtype=np.int64)
+        done = None
         for b in range(n):
             keep = counts > b
             k = int(keep.sum())
-            if k:
+            if b == 0 and spatial is not None:
+                out[0], done = spatial.decode(dec, keep)
+            elif k:
                 out[b][keep] = coder.decode(dec, b, k, counts[keep])
     except (MemoryError, FormatError):
         raise
     except Exception as e:  # constriction raises assorted errors on garbage
         raise FormatError(f"range payload cannot be decoded: {e}") from None
-    _canonical(payload, prefix_chunks(counts, out, map_model, coder))
+    _canonical(payload, prefix_chunks(counts, out, map_model, coder, spatial, done))
     return out

@@ -70,3 +70,19 @@ def skip_tail(rng, idx: np.ndarray, p_full: float = 0.3) -> np.ndarray:
     out = idx.copy()
     out[np.arange(n)[:, None, None] >= counts[None]] = -1
     return out
+
+
+def context_model(K: int, m: int = 16, seed: int = 0x1234_5678_9ABC_DEF0, gain: int = 3000):
+    """A block-0 spatial context model (format v6) over K indices from formulas only (no RNG, no floats)."""
+    from bitstream.context import NEIGHBOURS, SpatialContext, qcodebook_sha
+
+    j, d = np.meshgrid(np.arange(len(NEIGHBOURS) * m), np.arange(m), indexing="ij")
+    G = ((j * 7 + d * 3) % 11 - 5) * gain
+    g0 = (np.arange(m) % 5 - 2) * 1000
+    base = -((np.arange(K) * 2654435761) % 1000003) - 65536 * 6
+    return SpatialContext(seed, m, G, g0, base, qcodebook_sha(seed, K, m))
+
+
+def with_context(prior: bitstream.Prior, **kw) -> bitstream.Prior:
+    """``prior`` plus :func:`context_model` (its files are format v6)."""
+    return bitstream.Prior(prior.freqs, prior.select, context_model(prior.K, **kw))

@@ -20,7 +20,7 @@ M64 = (1 << 64) - 1
 
 # -- an independent implementation of docs/bitstream.md ---------------------------
 def spec_header(data: bytes) -> dict:
-    assert data[:4] == b"\x89GQC" and data[4] in (1, 2, 3, 4, 5)
+    assert data[:4] == b"\x89GQC" and data[4] in (1, 2, 3, 4, 5, 6)
     assert zlib.crc32(data[:92]) == struct.unpack_from("<I", data, 92)[0]
     u8 = lambda o: data[o]  # noqa: E731
     u16 = lambda o: struct.unpack_from("<H", data, o)[0]  # noqa: E731
@@ -38,8 +38,10 @@ def spec_header(data: bytes) -> dict:
         assert data[88:92] == b"\0" * 4
     elif h["version"] == 4:
         assert h["metadata_length"] >= 1
-    if h["version"] == 5:  # section 3: range coding only
+    if h["version"] >= 5:  # section 3: range coding only
         assert h["coding"] == "range"
+    if h["version"] == 6:  # section 3: the model prior (with its context model), no escape bits
+        assert h["prior"] == "model" and h["ext_bits"] == 0
     if h["version"] < 3:  # byte 15 is reserved in v1 and v2
         assert data[15] == 0
     elif h["version"] == 3 or h["ext_bits"]:  # byte 15 / step 6: escape bits need range coding, model prior
@@ -339,7 +341,36 @@ def spec_v5_counts(d: SpecDecoder, h: dict, pairs: list) -> list[int]:
     return counts
 
 
-def spec_v5_decode(payload: bytes, h: dict, freqs, select) -> list[int]:
+def spec_v6_block0(d: "SpecDecoder", h: dict, counts: list[int], ctx, pairs: list) -> dict:
+    """Section 5.10: block 0 in wavefront order (2y + x, then y), each index with the context model's
+    table of its position; returns {position: index}."""
+    H, W, m, K = h["latent_h"], h["latent_w"], h["m"], len(ctx["base"])
+    q = [[round(32 * float(c)) for c in row] for row in _splitmix_codebook(h["codebook_seed"], K, m).tolist()]
+    lut = [int(2.0 ** (22 - j / 256) + 0.5) for j in range(256)]
+    order = sorted((p for p in range(H * W) if counts[p] > 0), key=lambda p: (2 * (p // W) + p % W, p // W))
+    got = {}
+    for p in order:
+        y, x = divmod(p, W)
+        feats = []
+        for dy, dx in ((-1, 0), (0, -1), (-1, -1), (-1, 1), (-2, 0), (0, -2)):
+            ny, nx = y + dy, x + dx
+            inside = ny >= 0 and 0 <= nx < W
+            feats += q[got[ny * W + nx]] if inside and ny * W + nx in got else [0] * m
+        t = [max(-2**20, min(2**20, (sum(f * g[dd] for f, g in zip(feats, ctx["G"])) + ctx["g0"][dd]) >> 16))
+             for dd in range(m)]
+        z = [ctx["base"][i] + sum(a * b for a, b in zip(q[i], t)) for i in range(K)]
+        top = z.index(max(z))
+        v = [lut[((z[top] - zi) >> 8) & 255] >> min((z[top] - zi) >> 16, 31) for zi in z]
+        s = (2**24 - K) / sum(v)
+        w = [1 + math.floor(vi * s) for vi in v]
+        w[top] += 2**24 - sum(w)
+        table = Table(w)
+        got[p] = d.symbol(table)
+        pairs.append((got[p], table))
+    return got
+
+
+def spec_v5_decode(payload: bytes, h: dict, freqs, select, ctx=None) -> list[int]:
     """Section 5.9 (with 5.6 and 5.7): block b's index at a position coding c blocks uses table select[b][c];
     within a block the flags (escape coding) come first, then the (flag-0) indices grouped by table, ascending,
     then the flag-1 indices."""
@@ -363,6 +394,10 @@ def spec_v5_decode(payload: bytes, h: dict, freqs, select) -> list[int]:
     out = [-1] * (n * P)
     for b in range(n):
         pos = [p for p in range(P) if counts[p] > b]
+        if b == 0 and ctx is not None:  # version 6
+            for p, v in spec_v6_block0(d, h, counts, ctx, pairs).items():
+                out[p] = v
+            continue
         tab = [int(select[b][counts[p]]) for p in pos]
         flags = [d.symbol(flag_t[b]) for _ in pos] if E else [0] * len(pos)
         if E:
@@ -384,9 +419,14 @@ def spec_v5_decode(payload: bytes, h: dict, freqs, select) -> list[int]:
     return out
 
 
-def spec_decode(data: bytes, freqs=None, select=None):
+def spec_decode(data: bytes, freqs=None, select=None, ctx=None):
     h = spec_header(data)
     payload = data[HEADER_SIZE:HEADER_SIZE + h["payload_length"]]
+    if h["version"] == 6:
+        assert ctx is not None and freqs is not None
+        T = len(freqs)
+        select = select or [[b if T > 1 else 0] * (h["n_blocks"] + 1) for b in range(h["n_blocks"])]
+        return h, spec_v5_decode(payload, h, freqs, select, ctx)
     if h["version"] == 5:
         if freqs is None:  # the uniform prior: one all-ones table for every block
             freqs, select = [[1] * (1 << h["K_bits"])], [[0] * (h["n_blocks"] + 1)] * h["n_blocks"]
@@ -719,9 +759,11 @@ GOLDEN = {
     "range-meta": "d104d9e07b20c4d4b207b79db6365f4f9472214403abd788c09b68e99fe8d496",  # version 4: range-model + EXIF, XMP
     "range-counts": "743098adda9eedcdd1c2919c4d83b8574d13b818d69e035ff27c2da3bf7e9a8d",  # version 5: the range-prefix file with a count-conditioned prior
     "range-prefix-v5": "b6e140ad264bc0a9c0e513980767d6aa0b0adcde7fa1fb3d57838e5020f7e32e",  # version 5: the range-prefix file, its count map context coded
+    "range-context-v6": "ae7956ddf351f542dabf9d64a08548ef1792cfe1901c83501076e68b7d199e46",  # version 6: the range-prefix-v5 file with block 0 coded by a spatial context model
+    "range-context-dense": "023488e8f79fc7b6bab2edacdca49233f1cfb740999ad172f9a98326308f65cd",  # version 6, dense layout
 }
 GOLDEN_VERSION = {"raw": 1, "range-uniform": 1, "range-model": 1, "range-prefix": 2, "range-wide": 3, "range-meta": 4,
-                  "range-counts": 5, "range-prefix-v5": 5}
+                  "range-counts": 5, "range-prefix-v5": 5, "range-context-v6": 6, "range-context-dense": 6}
 
 
 def _golden_prior():
@@ -754,7 +796,16 @@ def _golden_files():
                            metadata={"exif": b"Exif\0\0MM\0*\0\0\0\x08\0\0", "xmp": b"<x:xmpmeta>gq</x:xmpmeta>"}),
         "range-counts": pack(h.replace(coding="range"), np.where(np.arange(2)[:, None, None] < counts_map, skew, -1),
                              prior=_golden_counts_prior()),
+        "range-context-v6": pack(h.replace(coding="range"), np.where(np.arange(2)[:, None, None] < counts_map, skew, -1),
+                                 prior=_golden_context_prior()),
+        "range-context-dense": pack(h.replace(coding="range"), idx6, prior=_golden_context_prior()),
     }
+
+
+def _golden_context_prior():
+    from test_bitstream_helpers import with_context
+
+    return with_context(_golden_prior(), gain=20000)
 
 
 def _golden_counts_prior():
@@ -766,8 +817,12 @@ def _golden_counts_prior():
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_golden_files_are_frozen(name):
     data = _golden_files()[name]
-    p = _golden_counts_prior() if name == "range-counts" else _golden_prior()
-    h, syms = spec_decode(data, p.freqs.tolist(), None if p.select is None else p.select.tolist())  # and the independent reader reads them
+    p = {"range-counts": _golden_counts_prior(), "range-context-v6": _golden_context_prior(),
+         "range-context-dense": _golden_context_prior()}.get(name, _golden_prior())
+    ctx = None if p.context is None else {"G": p.context.G.tolist(), "g0": p.context.g0.tolist(),
+                                          "base": p.context.base.tolist()}
+    h, syms = spec_decode(data, p.freqs.tolist(), None if p.select is None else p.select.tolist(), ctx)  # and the independent reader reads them
+    assert syms == bitstream.unpack(data, prior=p)[1].reshape(-1).tolist()
     assert h["version"] == GOLDEN_VERSION[name] and h["ext_bits"] == (2 if name == "range-wide" else 0)
     assert hashlib.sha256(data).hexdigest() == GOLDEN[name], (name, hashlib.sha256(data).hexdigest())
     if name == "range-wide":  # the independent writer produces the frozen v3 file too
