@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -48,9 +50,16 @@ LUT_SUM = 775590046
 LUT32 = LUT.astype(np.int32)
 PRECISION = 24  # sum(LUT): a check that this platform's pow rounded every entry as specified
 BATCH = 64           # positions whose distributions are computed together (memory: BATCH * K * 8 bytes a pass)
+SUB = 4              # fewest positions per worker thread task
+THREADS = max(1, min(4, os.cpu_count() or 1))  # numpy releases the GIL in the array passes
 
 if int(LUT.sum()) != LUT_SUM:  # pragma: no cover - a libm that rounds 2**x wrongly
     raise ImportError("bitstream.context: the exp2 table differs from the specification on this platform")
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(THREADS, thread_name_prefix="gq-context")
 
 
 @functools.lru_cache(maxsize=4)
@@ -171,19 +180,32 @@ class SpatialContext:
         w[np.arange(P), top] += (1 << PRECISION) - w.sum(axis=1)
         return w
 
-    def _batches(self, idx0: np.ndarray, coded: np.ndarray):
-        """(ys, xs, weights) of batches of positions in coding order; ``idx0`` must already hold every
-        earlier wavefront's symbols when a batch is reached (the decoder fills it as it goes)."""
-        for ys, xs in wavefronts(coded):
+    def _weights(self, feats: np.ndarray) -> np.ndarray:
+        """:meth:`weights`, split over worker threads (the same numbers: rows are independent)."""
+        tasks = min(THREADS, -(-feats.shape[0] // SUB))
+        if tasks <= 1:
+            return self.weights(feats)
+        self.qT()  # the lazy tables, before the threads
+        return np.concatenate(list(_pool().map(self.weights, np.array_split(feats, tasks))))
+
+    def _batches(self, idx0: np.ndarray, coded: np.ndarray, known: bool = False):
+        """(ys, xs, weights) of batches of positions in coding order. A decoder's ``idx0`` must hold
+        every earlier wavefront's symbols when a batch is reached (it fills it as it goes), so its
+        batches stay within a wavefront; with ``known`` (all of ``idx0`` given: the encoder) they run
+        across wavefronts."""
+        fronts = wavefronts(coded)
+        if known and fronts:
+            fronts = [(np.concatenate([y for y, _ in fronts]), np.concatenate([x for _, x in fronts]))]
+        for ys, xs in fronts:
             for s in range(0, ys.size, BATCH):
                 y, x = ys[s:s + BATCH], xs[s:s + BATCH]
-                yield y, x, self.weights(self.features(idx0, y, x))
+                yield y, x, self._weights(self.features(idx0, y, x))
 
     def chunks(self, idx0: np.ndarray, coded: np.ndarray):
         """``(symbol, model)`` range-coder chunks of block 0 (h, w; coded where ``coded``), in coding order."""
         from .rangecoder import categorical_from_weights
 
-        for y, x, wts in self._batches(idx0, coded):
+        for y, x, wts in self._batches(idx0, coded, known=True):
             for j in range(y.size):
                 yield idx0[y[j], x[j]:x[j] + 1], categorical_from_weights(wts[j])
 
@@ -204,6 +226,6 @@ class SpatialContext:
     def code_lengths(self, idx0: np.ndarray, coded: np.ndarray) -> np.ndarray:
         """Ideal code lengths in bits (h, w; 0 where not coded) of block 0 under the model."""
         out = np.zeros(coded.shape, dtype=np.float64)
-        for y, x, wts in self._batches(idx0, coded):
+        for y, x, wts in self._batches(idx0, coded, known=True):
             out[y, x] = 24.0 - np.log2(wts[np.arange(y.size), idx0[y, x]].astype(np.float64))
         return out
