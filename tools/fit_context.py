@@ -35,7 +35,7 @@ from gqcodec import zoo
 from gqcodec.codec import Codec
 from gqcodec.train import DEFAULT_DATA, list_images, load_pack
 
-TAUS = (0.6, 0.7, 0.8, 0.9, 1.0)
+TAUS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)  # -r14 picked 1.0, the top of an earlier grid (0.6-1.0)
 FRAC = 16  # logits in 2**-16 bits
 
 
