@@ -442,4 +442,5 @@ def truncate(data, n_blocks: int, prior: Prior | None = None, quality: int = 0,
         idx[np.arange(n)[:, None, None] >= counts[None]] = SKIP
     meta = decode_metadata(_split(data)[2])
     out = dataclasses.replace(h, n_blocks=n, quality=int(quality))
-    return pack(out, idx, prior=prior if h.prior == "model" else None, metadata=meta or None)
+    # block 0's context coding as the input had it (a v5 file of a context prior was written without on purpose)
+    return pack(out, idx, prior=prior if h.prior == "model" else None, metadata=meta or None, spatial=h.version == 6)

@@ -159,11 +159,14 @@ def main():
 @click.option("--strip-metadata", is_flag=True,
               help="do not store the image's EXIF and XMP (camera, date, GPS position...); "
                    "by default they are kept (format v4 or later)")
+@click.option("--fast-decode", is_flag=True,
+              help="code block 0 without the model's spatial context (format v5/v1 instead of v6): "
+                   "files a few % larger that decode several times faster")
 @click.option("--model", default=None, help="model name (default: the shipped default)")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")
 @click.option("-f", "--force", is_flag=True, help="overwrite DST if it exists")
-def compress(src, dst, quality, mode, rdoq, adaptive, refine, max_bytes, max_bpp, strip_metadata, model, device,
-             force):
+def compress(src, dst, quality, mode, rdoq, adaptive, refine, max_bytes, max_bpp, strip_metadata, fast_decode, model,
+             device, force):
     """Compress image SRC (png, jpg, webp, ...; - for stdin) to DST (.gqc; - for stdout)."""
     from .codec import load
     from .imageio import open_image
@@ -179,7 +182,8 @@ def compress(src, dst, quality, mode, rdoq, adaptive, refine, max_bytes, max_bpp
         click.echo(f"gqcodec: note: {src} has {frames} frames; only the first is coded", err=True)
     codec = load(model, device=device)
     data = codec.compress(image, quality=quality, mode=mode, rdoq=rdoq, adaptive=adaptive,
-                          max_bytes=max_bytes, max_bpp=max_bpp, keep_metadata=not strip_metadata, refine=refine)
+                          max_bytes=max_bytes, max_bpp=max_bpp, keep_metadata=not strip_metadata, refine=refine,
+                          context=not fast_decode)
     write_atomic(dst, data, force)
     if dst != "-":
         h = bitstream.read_header(data)

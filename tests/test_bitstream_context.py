@@ -204,3 +204,15 @@ def test_a_wrong_integer_codebook_is_refused():
     bad = SpatialContext(ctx.seed, ctx.m, ctx.G, ctx.g0, ctx.base, "0" * 64)
     with pytest.raises(FormatError, match="integer codebook does not match"):
         bad.weights(np.zeros((1, len(NEIGHBOURS) * 16), dtype=np.int64))
+
+
+def test_truncate_keeps_the_files_choice_of_context():
+    rng = np.random.default_rng(7)
+    cprior = with_context(skewed_prior(rng, 64, 3), gain=20000)
+    idx = rng.integers(0, 64, (3, 4, 5))
+    h = make_header(6, 3, 4, 5, "range")
+    v6, plain = pack(h, idx, prior=cprior), pack(h, idx, prior=cprior, spatial=False)
+    for data, want in ((v6, 6), (plain, 5)):
+        small = bitstream.truncate(data, 2, prior=cprior, counts=np.full((4, 5), 1))
+        assert bitstream.read_header(small).version == want
+        assert np.array_equal(unpack(small, cprior)[1][0], idx[0])
