@@ -53,3 +53,14 @@ def half_flat_pack(folder, n=2, h=64, w=64):
         a[:, w // 2:] = rng.integers(0, 256, (h, w - w // 2, 3), dtype=np.uint8)
         Image.fromarray(a).save(folder / f"{i}.png")
     return folder
+
+
+def load_tool(name: str):
+    """tools/NAME.py imported as a module (the tools folder is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(f"gq_tool_{name}", Path(__file__).parent.parent / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,21 +1,13 @@
 """tools/fit_context.py: block 0's context model fitted to a model's files, stored in its prior;
 the model's files become format v6, decode to the same image and are smaller where neighbours
 repeat each other."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 import bitstream
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from fakezoo import load_tool as _tool
 
 
 fit = _tool("fit_context")

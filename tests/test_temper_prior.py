@@ -1,20 +1,12 @@
 """tools/temper_prior.py and tools/clone_model.py: a tempered prior fits the indices adaptive files
 code, and ships under a new model name while the old model's files keep decoding."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bitstream import Prior
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from fakezoo import load_tool as _tool
 
 
 temper = _tool("temper_prior")
