@@ -46,9 +46,10 @@ T_SHIFT = 16       # t = (x @ G + g0) >> T_SHIFT
 T_LIMIT = 1 << 20  # |t| clipped to this, which keeps every product exact
 LUT_BITS = 22
 LUT = np.array([int(2.0 ** (LUT_BITS - j / 256.0) + 0.5) for j in range(256)], dtype=np.int64)
-LUT_SUM = 775590046
+LUT_SUM = 775590046  # sum(LUT): a check that this platform's pow rounded every entry as specified
 LUT32 = LUT.astype(np.int32)
-PRECISION = 24  # sum(LUT): a check that this platform's pow rounded every entry as specified
+PRECISION = 24
+R_CLIP = 23 << 16  # r = max(z) - z clipped here gives the same v (see SpatialContext.excess)
 BATCH = 64           # positions whose distributions are computed together (memory: BATCH * K * 8 bytes a pass)
 SUB = 4              # fewest positions per worker thread task
 THREADS = max(1, min(4, os.cpu_count() or 1))  # numpy releases the GIL in the array passes
@@ -119,7 +120,7 @@ class SpatialContext:
         self.seed, self.m = int(seed), int(m)
         self.G, self.g0, self.base = (np.ascontiguousarray(a, dtype=np.int64) for a in (G, g0, base))
         self.qsha = str(qsha)
-        self._q = self._qT = self._base_f = None
+        self._q = self._qT = None
 
     @property
     def K(self) -> int:
@@ -143,10 +144,10 @@ class SpatialContext:
         h.update(self.qsha.encode())
 
     def qT(self) -> np.ndarray:
-        """The integer codebook transposed (m, K), float64, checked against the model's hash."""
+        """The integer codebook transposed with the base logits as a last row (m + 1, K), float64,
+        checked against the model's hash: ``[t, 1] @ qT()`` is ``base + Q · t``."""
         if self._qT is None:
-            self._qT = np.ascontiguousarray(self.q().T)
-            self._base_f = self.base.astype(np.float64)
+            self._qT = np.ascontiguousarray(np.vstack([self.q().T, self.base[None, :]]).astype(np.float64))
         return self._qT
 
     def q(self) -> np.ndarray:
@@ -161,32 +162,43 @@ class SpatialContext:
     def features(self, idx0: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         return neighbour_features(self.q(), idx0, ys, xs)
 
-    def weights(self, feats: np.ndarray) -> np.ndarray:
-        """(P, K) int64 24-bit weights (each >= 1, rows summing to 2**24) for features (P, 6m)."""
+    def excess(self, feats: np.ndarray) -> np.ndarray:
+        """(P, K) float64 ``w - 1`` of the 24-bit weights :meth:`weights` defines (integers below 2**24,
+        exact in binary64): what the range coder takes, without an integer round trip."""
         P = feats.shape[0]
+        ar = np.arange(P)
         t = np.clip((feats @ self.G + self.g0) >> T_SHIFT, -T_LIMIT, T_LIMIT)
-        z = t.astype(np.float64) @ self.qT()  # integer values below 2**53: exact in any summation order
-        z += self._base_f
+        t1 = np.ones((P, t.shape[1] + 1))
+        t1[:, :-1] = t
+        z = t1 @ self.qT()  # base + Q·t: integer values below 2**53, exact in any summation order
         top = z.argmax(axis=1)
-        np.subtract(z[np.arange(P), top][:, None], z, out=z)  # r = max(z) - z >= 0
-        r = z.astype(np.int32)
-        v = LUT32[(r >> 8) & 255]
-        np.right_shift(v, np.minimum(r >> 16, 31, out=r), out=v)
+        np.subtract(z[ar, top][:, None], z, out=z)  # r = max(z) - z >= 0
+        # v = LUT[(r >> 8) & 255] >> min(r >> 16, 31) is 0 once r >> 16 >= 23 (LUT < 2**23), so r may be
+        # clipped to 23 * 2**16: then its little-endian bytes 1 and 2 are the table index and the shift
+        np.minimum(z, R_CLIP, out=z)
+        rb = z.astype("<i4").view(np.uint8)
+        v = LUT32.take(rb[:, 1::4])
+        np.right_shift(v, rb[:, 2::4], out=v)
         scale = ((1 << PRECISION) - self.K) / v.sum(axis=1, dtype=np.int64).astype(np.float64)
         vf = v.astype(np.float64)
         vf *= scale[:, None]  # correctly rounded products; floor(sum) <= 2**24 - K
-        w = vf.astype(np.int64)
+        np.floor(vf, out=vf)
+        vf[ar, top] += ((1 << PRECISION) - self.K) - vf.sum(axis=1)  # sums of integers < 2**40: exact
+        return vf
+
+    def weights(self, feats: np.ndarray) -> np.ndarray:
+        """(P, K) int64 24-bit weights (each >= 1, rows summing to 2**24) for features (P, 6m)."""
+        w = self.excess(feats).astype(np.int64)
         w += 1
-        w[np.arange(P), top] += (1 << PRECISION) - w.sum(axis=1)
         return w
 
-    def _weights(self, feats: np.ndarray) -> np.ndarray:
-        """:meth:`weights`, split over worker threads (the same numbers: rows are independent)."""
+    def _excess(self, feats: np.ndarray) -> np.ndarray:
+        """:meth:`excess`, split over worker threads (the same numbers: rows are independent)."""
         tasks = min(THREADS, -(-feats.shape[0] // SUB))
         if tasks <= 1:
-            return self.weights(feats)
+            return self.excess(feats)
         self.qT()  # the lazy tables, before the threads
-        return np.concatenate(list(_pool().map(self.weights, np.array_split(feats, tasks))))
+        return np.concatenate(list(_pool().map(self.excess, np.array_split(feats, tasks))))
 
     def _batches(self, idx0: np.ndarray, coded: np.ndarray, known: bool = False):
         """(ys, xs, weights) of batches of positions in coding order. A decoder's ``idx0`` must hold
@@ -199,26 +211,26 @@ class SpatialContext:
         for ys, xs in fronts:
             for s in range(0, ys.size, BATCH):
                 y, x = ys[s:s + BATCH], xs[s:s + BATCH]
-                yield y, x, self._weights(self.features(idx0, y, x))
+                yield y, x, self._excess(self.features(idx0, y, x))
 
     def chunks(self, idx0: np.ndarray, coded: np.ndarray):
         """``(symbol, model)`` range-coder chunks of block 0 (h, w; coded where ``coded``), in coding order."""
-        from .rangecoder import categorical_from_weights
+        from .rangecoder import categorical_from_excess
 
         for y, x, wts in self._batches(idx0, coded, known=True):
             for j in range(y.size):
-                yield idx0[y[j], x[j]:x[j] + 1], categorical_from_weights(wts[j])
+                yield idx0[y[j], x[j]:x[j] + 1], categorical_from_excess(wts[j])
 
     def decode(self, dec, coded: np.ndarray) -> tuple[np.ndarray, list]:
         """Block 0 (h, w) int64 decoded from ``dec`` (-1 where not coded) and its chunks (what
         :meth:`chunks` gives for it, kept so that the canonical check need not compute them again)."""
-        from .rangecoder import categorical_from_weights
+        from .rangecoder import categorical_from_excess
 
         idx0 = np.full(coded.shape, -1, dtype=np.int64)
         done = []
         for y, x, wts in self._batches(idx0, coded):
             for j in range(y.size):
-                model = categorical_from_weights(wts[j])
+                model = categorical_from_excess(wts[j])
                 idx0[y[j], x[j]] = int(dec.decode(model, 1)[0])
                 done.append((idx0[y[j], x[j]:x[j] + 1], model))
         return idx0, done
@@ -227,5 +239,5 @@ class SpatialContext:
         """Ideal code lengths in bits (h, w; 0 where not coded) of block 0 under the model."""
         out = np.zeros(coded.shape, dtype=np.float64)
         for y, x, wts in self._batches(idx0, coded, known=True):
-            out[y, x] = 24.0 - np.log2(wts[np.arange(y.size), idx0[y, x]].astype(np.float64))
+            out[y, x] = 24.0 - np.log2(wts[np.arange(y.size), idx0[y, x]] + 1.0)
         return out

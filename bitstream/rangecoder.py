@@ -53,6 +53,12 @@ def categorical_from_weights(w: np.ndarray):
     return M.Categorical(np.ascontiguousarray(np.asarray(w, dtype=np.int64) - 1, dtype=np.float64), perfect=False)
 
 
+def categorical_from_excess(e: np.ndarray):
+    """:func:`categorical_from_weights` given ``w - 1`` as float64 (integers): no conversion pass."""
+    M, _ = _lib()
+    return M.Categorical(np.ascontiguousarray(e, dtype=np.float64), perfect=False)
+
+
 def encode_chunks(chunks) -> bytes:
     """Range-code ``(symbols, model)`` pairs one after another into one stream; returns the payload."""
     _, Q = _lib()
