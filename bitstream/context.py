@@ -201,7 +201,7 @@ class SpatialContext:
         return np.concatenate(list(_pool().map(self.excess, np.array_split(feats, tasks))))
 
     def _batches(self, idx0: np.ndarray, coded: np.ndarray, known: bool = False):
-        """(ys, xs, weights) of batches of positions in coding order. A decoder's ``idx0`` must hold
+        """(ys, xs, excess) of batches of positions in coding order (excess: :meth:`excess` rows). A decoder's ``idx0`` must hold
         every earlier wavefront's symbols when a batch is reached (it fills it as it goes), so its
         batches stay within a wavefront; with ``known`` (all of ``idx0`` given: the encoder) they run
         across wavefronts."""
@@ -217,9 +217,9 @@ class SpatialContext:
         """``(symbol, model)`` range-coder chunks of block 0 (h, w; coded where ``coded``), in coding order."""
         from .rangecoder import categorical_from_excess
 
-        for y, x, wts in self._batches(idx0, coded, known=True):
+        for y, x, exc in self._batches(idx0, coded, known=True):
             for j in range(y.size):
-                yield idx0[y[j], x[j]:x[j] + 1], categorical_from_excess(wts[j])
+                yield idx0[y[j], x[j]:x[j] + 1], categorical_from_excess(exc[j])
 
     def decode(self, dec, coded: np.ndarray) -> tuple[np.ndarray, list]:
         """Block 0 (h, w) int64 decoded from ``dec`` (-1 where not coded) and its chunks (what
@@ -228,9 +228,9 @@ class SpatialContext:
 
         idx0 = np.full(coded.shape, -1, dtype=np.int64)
         done = []
-        for y, x, wts in self._batches(idx0, coded):
+        for y, x, exc in self._batches(idx0, coded):
             for j in range(y.size):
-                model = categorical_from_excess(wts[j])
+                model = categorical_from_excess(exc[j])
                 idx0[y[j], x[j]] = int(dec.decode(model, 1)[0])
                 done.append((idx0[y[j], x[j]:x[j] + 1], model))
         return idx0, done
@@ -238,6 +238,6 @@ class SpatialContext:
     def code_lengths(self, idx0: np.ndarray, coded: np.ndarray) -> np.ndarray:
         """Ideal code lengths in bits (h, w; 0 where not coded) of block 0 under the model."""
         out = np.zeros(coded.shape, dtype=np.float64)
-        for y, x, wts in self._batches(idx0, coded, known=True):
-            out[y, x] = 24.0 - np.log2(wts[np.arange(y.size), idx0[y, x]] + 1.0)
+        for y, x, exc in self._batches(idx0, coded, known=True):
+            out[y, x] = 24.0 - np.log2(exc[np.arange(y.size), idx0[y, x]] + 1.0)
         return out

@@ -49,8 +49,7 @@ def uniform_model(K: int):
 
 def categorical_from_weights(w: np.ndarray):
     """constriction model with exactly the 24-bit weights ``w`` (int, each >= 1, sum 2**24, len <= 2**23)."""
-    M, _ = _lib()
-    return M.Categorical(np.ascontiguousarray(np.asarray(w, dtype=np.int64) - 1, dtype=np.float64), perfect=False)
+    return categorical_from_excess(np.asarray(w, dtype=np.int64) - 1)
 
 
 def categorical_from_excess(e: np.ndarray):
