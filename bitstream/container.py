@@ -9,6 +9,7 @@ import numpy as np
 from . import bitpack, countmap, rangecoder
 from .header import (HEADER_SIZE, MAX_PAYLOAD, RANGE_SLACK_BITS, FormatError, Header, crc32, encode_header,
                      escape_table_bytes, map_table_bytes, read_header, validate, version_for)
+from .context import qrows
 from .metadata import decode_metadata, encode_metadata
 from .prior import PRECISION, Prior, quantize
 
@@ -174,6 +175,52 @@ class WideBlocks:
         return out
 
 
+class EscapedBlock0:
+    """Block 0 of a format v7 file: v3 escape coding (5.7) with the spatial context (5.10) for the
+    narrow indices. In block 0's stream come first the flags of its coded positions (the order of
+    section 4, block 0's escape-table weights), then its wide indices minus K0 in the same order
+    (the wide table), and last its narrow indices in wavefront order, each with the context's
+    weights; a neighbour that is wide contributes its own codeword's row of ``rint(32 · codebook)``.
+    The interface is :class:`bitstream.context.SpatialContext`'s (``chunks`` / ``decode``)."""
+
+    def __init__(self, context, K_bits: int, z0: int):
+        self.context, self.K0 = context, context.K
+        self.flag = rangecoder.categorical_from_weights(escape_weights(z0))
+        self.wide = _wide((1 << K_bits) - self.K0)[0]
+
+    def _narrow_view(self, idx0: np.ndarray, wide: np.ndarray):
+        """(idx0 with wide index ``wide[j]`` renumbered ``K0 + j``, the context knowing those rows)."""
+        ids, inv = np.unique(idx0[wide], return_inverse=True)
+        r = idx0.copy()
+        r[wide] = self.K0 + inv.reshape(-1)
+        rows = qrows(self.context.seed, ids, self.context.m)
+        return r, self.context.with_wide_rows(rows)
+
+    def chunks(self, idx0: np.ndarray, coded: np.ndarray):
+        s = idx0[coded]
+        f = s >= self.K0
+        yield f.astype(np.int32), self.flag
+        yield s[f] - self.K0, self.wide
+        wide = coded & (idx0 >= self.K0)
+        r, view = self._narrow_view(idx0, wide)
+        yield from view.chunks(r, coded & ~wide)
+
+    def decode(self, dec, coded: np.ndarray) -> tuple[np.ndarray, list]:
+        ys, xs = np.nonzero(coded)
+        f = np.asarray(dec.decode(self.flag, ys.size), dtype=bool) if ys.size else np.zeros(0, dtype=bool)
+        nw = int(f.sum())
+        wide_sym = np.asarray(dec.decode(self.wide, nw), dtype=np.int64) if nw else np.zeros(0, dtype=np.int64)
+        idx0 = np.full(coded.shape, -1, dtype=np.int64)
+        idx0[ys[f], xs[f]] = wide_sym + self.K0
+        wide = np.zeros(coded.shape, dtype=bool)
+        wide[ys[f], xs[f]] = True
+        r, view = self._narrow_view(idx0, wide)
+        r, done = view.decode(dec, coded & ~wide, idx0=r)
+        narrow = coded & ~wide
+        idx0[narrow] = r[narrow]
+        return idx0, [(f.astype(np.int32), self.flag), (wide_sym, self.wide)] + done
+
+
 def _escape_bytes(z: np.ndarray, n_blocks: int) -> bytes:
     return np.asarray(z, dtype="<u2").tobytes().ljust(escape_table_bytes(n_blocks), b"\0")
 
@@ -236,8 +283,8 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
     such a file uses the prefix layout (range coding only), whose count map is context coded
     (format version 5) or, with ``map_coding="table"``, coded with a per-file table (versions 2 to
     4, which older readers read); any other file the dense layout (version 1). A range-coded file whose
-    ``prior`` has block 0's spatial context model (and no escape bits) codes block 0 with it (format
-    version 6; ``spatial=False`` or ``map_coding="table"`` writes the older versions instead).  ``metadata`` ({"exif": bytes, "xmp": bytes}, optional)
+    ``prior`` has block 0's spatial context model codes block 0 with it (format version 6, or 7 with
+    escape bits; ``spatial=False`` or ``map_coding="table"`` writes the older versions instead).  ``metadata`` ({"exif": bytes, "xmp": bytes}, optional)
     is stored after the payload; a file with metadata is version 4.  ``header`` itself is not modified (``read_header`` of the result gives the
     completed header).  Caller errors raise ValueError.
     """
@@ -268,7 +315,7 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
     if conditional and map_coding == "table":
         raise ValueError("a count-conditioned prior needs format v5, whose count map is context coded")
     use_ctx = (spatial and map_coding == "context" and h.coding == "range" and prior is not None
-               and prior.context is not None and not h.ext_bits)
+               and prior.context is not None)
     h.version = version_for(h.layout, h.ext_bits, h.metadata_length, conditional=conditional,
                             context_map=map_coding == "context", spatial=use_ctx)
     ctx_model = prior.context if use_ctx else None
@@ -288,6 +335,8 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
         if h.ext_bits:
             z = escape_table(idx, prior.K)
             head, blocks = _escape_bytes(z, h.n_blocks), WideBlocks(prior, h.K_bits, z)
+            if ctx_model is not None:  # v7
+                ctx_model = EscapedBlock0(ctx_model, h.K_bits, int(z[0]))
         if counts is None:
             payload = head + rangecoder.encode(idx, blocks, ctx_model)
         elif h.version >= 5:
@@ -368,10 +417,10 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
         prior.check_blocks(h.n_blocks, FormatError)
         if prior.conditional and h.version < 5:
             raise FormatError(f"prior mismatch: a version {h.version} file needs a prior without count conditioning")
-        if h.version == 6 and prior.context is None:
-            raise FormatError("prior mismatch: a version 6 file needs a prior with block 0's context model")
+        if h.version >= 6 and prior.context is None:
+            raise FormatError(f"prior mismatch: a version {h.version} file needs a prior with block 0's context model")
         block_bits = [prior.block_min_bits(b) for b in range(h.n_blocks)]
-        if h.version == 6:
+        if h.version >= 6:
             block_bits[0] = 0.0  # a context's distribution may be arbitrarily peaked
     else:
         block_bits = [float(h.K_bits)] * h.n_blocks
@@ -409,7 +458,9 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
     if least * (1 - 1e-9) > 8 * len(stream) + RANGE_SLACK_BITS:
         raise FormatError(f"field symbol_count out of range: {h.symbol_count} symbols need at least "
                           f"{least:.0f} bits, the payload has {8 * len(stream)}")
-    spatial = prior.context if h.version == 6 else None
+    spatial = prior.context if h.version >= 6 else None
+    if h.version == 7:
+        spatial = EscapedBlock0(spatial, h.K_bits, int(z[0]))
     if h.layout == "dense":
         return h, rangecoder.decode(stream, h.latent_shape, blocks, spatial)
     return h, rangecoder.decode_prefix(stream, h.latent_shape, h.symbol_count, map_model, blocks, spatial)
@@ -443,4 +494,4 @@ def truncate(data, n_blocks: int, prior: Prior | None = None, quality: int = 0,
     meta = decode_metadata(_split(data)[2])
     out = dataclasses.replace(h, n_blocks=n, quality=int(quality))
     # block 0's context coding as the input had it (a v5 file of a context prior was written without on purpose)
-    return pack(out, idx, prior=prior if h.prior == "model" else None, metadata=meta or None, spatial=h.version == 6)
+    return pack(out, idx, prior=prior if h.prior == "model" else None, metadata=meta or None, spatial=h.version >= 6)

@@ -1,4 +1,4 @@
-"""Block 0's spatial context model (format version 6), in integer arithmetic only.
+"""Block 0's spatial context model (format versions 6 and 7), in integer arithmetic only.
 
 A file's first block is its most expensive (its prior histogram is the flattest), and the
 codewords around a position tell something about the one there. Version 6 codes block 0's index
@@ -30,6 +30,7 @@ once.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import os
@@ -69,6 +70,11 @@ def qcodebook(seed: int, K: int, m: int) -> np.ndarray:
     q = np.rint(codebook_rows(seed, np.arange(K), m).astype(np.float64) * QSCALE)
     q.setflags(write=False)
     return q
+
+
+def qrows(seed: int, rows: np.ndarray, m: int) -> np.ndarray:
+    """``rint(32 · codebook)`` of the given codebook rows (any index, also past a prior's K), float64 (R, m)."""
+    return np.rint(codebook_rows(seed, np.asarray(rows, dtype=np.int64), m).astype(np.float64) * QSCALE)
 
 
 def qcodebook_sha(seed: int, K: int, m: int) -> str:
@@ -121,6 +127,7 @@ class SpatialContext:
         self.G, self.g0, self.base = (np.ascontiguousarray(a, dtype=np.int64) for a in (G, g0, base))
         self.qsha = str(qsha)
         self._q = self._qT = None
+        self._fq = None  # feature rows when they go past the K table rows (:meth:`with_wide_rows`)
 
     @property
     def K(self) -> int:
@@ -160,7 +167,18 @@ class SpatialContext:
         return self._q
 
     def features(self, idx0: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        return neighbour_features(self.q(), idx0, ys, xs)
+        return neighbour_features(self.q() if self._fq is None else self._fq, idx0, ys, xs)
+
+    def with_wide_rows(self, rows: np.ndarray) -> "SpatialContext":
+        """The same model whose neighbour features also know the codewords of indices ``K, K + 1,
+        ...``: ``rows`` (int64 (R, m), rows of ``rint(32 · codebook)``). Format v7 codes block 0's
+        wide (escaped) indices first and then the narrow ones with the context, whose neighbours
+        may be wide; the caller renumbers those wide indices to ``K + j`` in the ``idx0`` it passes."""
+        view = copy.copy(self)
+        view._fq = np.vstack([self.q(), np.asarray(rows, dtype=np.float64).reshape(-1, self.m)])
+        self.qT()
+        view._qT = self._qT
+        return view
 
     def excess(self, feats: np.ndarray) -> np.ndarray:
         """(P, K) float64 ``w - 1`` of the 24-bit weights :meth:`weights` defines (integers below 2**24,
@@ -221,12 +239,14 @@ class SpatialContext:
             for j in range(y.size):
                 yield idx0[y[j], x[j]:x[j] + 1], categorical_from_excess(exc[j])
 
-    def decode(self, dec, coded: np.ndarray) -> tuple[np.ndarray, list]:
-        """Block 0 (h, w) int64 decoded from ``dec`` (-1 where not coded) and its chunks (what
-        :meth:`chunks` gives for it, kept so that the canonical check need not compute them again)."""
+    def decode(self, dec, coded: np.ndarray, idx0: np.ndarray | None = None) -> tuple[np.ndarray, list]:
+        """Block 0 (h, w) int64 decoded from ``dec`` at the ``coded`` positions and its chunks (what
+        :meth:`chunks` gives for it, kept so that the canonical check need not compute them again).
+        ``idx0`` (filled in place) holds what is known before: -1 where nothing is (the default
+        everywhere), the renumbered wide indices of a v7 file (:meth:`with_wide_rows`)."""
         from .rangecoder import categorical_from_excess
 
-        idx0 = np.full(coded.shape, -1, dtype=np.int64)
+        idx0 = np.full(coded.shape, -1, dtype=np.int64) if idx0 is None else idx0
         done = []
         for y, x, exc in self._batches(idx0, coded):
             for j in range(y.size):

@@ -1,4 +1,4 @@
-"""The fixed 96-byte .gqc header (format versions 1 to 6): layout, validation, (de)serialisation.
+"""The fixed 96-byte .gqc header (format versions 1 to 7): layout, validation, (de)serialisation.
 
 Everything here is pure Python (``struct``, ``zlib``); nothing imports numpy
 or torch, so reading a header is instant.  The byte layout is specified in
@@ -13,8 +13,8 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"\x89GQC"
-VERSION = 6                # the newest version: this package reads 1 to 6
-VERSIONS = (1, 2, 3, 4, 5, 6)
+VERSION = 7                # the newest version: this package reads 1 to 7
+VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 HEADER_SIZE = 96
 
 # little-endian, no padding; the header CRC (last 4 bytes) is not part of this struct
@@ -79,14 +79,15 @@ def escape_table_bytes(n_blocks: int) -> int:
 def version_for(layout: str, ext_bits: int = 0, metadata_length: int = 0, conditional: bool = False,
                 context_map: bool = True, spatial: bool = False) -> int:
     """The version a writer uses: 6 for files whose block 0 is coded with the prior's spatial context
-    model (``spatial``; range coded with the model prior, no escape bits); 5 for prefix-layout files (their count map context coded; with
+    model (``spatial``; range coded with the model prior, no escape bits), 7 for those with escape
+    bits (``ext_bits`` > 0); 5 for prefix-layout files (their count map context coded; with
     ``context_map`` False, the per-file count table of versions 2 to 4 instead) and for files
     range-coded with a count-conditioned prior; otherwise the lowest that holds the file: 1 for
     dense files (readable by every reader), 2 for the prefix layout, 3 for indices wider than the
     prior's tables (``ext_bits`` > 0), 4 for files that carry image metadata after the payload
     (``metadata_length`` > 0)."""
     if spatial:
-        return 6
+        return 7 if ext_bits else 6
     if conditional or (layout == "prefix" and context_map):
         return 5
     if metadata_length:
@@ -276,6 +277,8 @@ def validate(h: Header, err: type = FormatError, derived: bool = True) -> None:
         raise err(f"field coding out of range: version {h.version} files are range coded")
     if h.version == 6 and (h.prior != "model" or e):
         raise err("field prior out of range: version 6 files are coded with the model prior, without escape bits")
+    if h.version == 7 and (h.prior != "model" or not e):
+        raise err("field prior out of range: version 7 files are coded with the model prior, with escape bits")
     sc = _int_field(h, "symbol_count", 0, (1 << 64) - 1, err)
     if h.layout == "dense":
         count = n * lh * lw

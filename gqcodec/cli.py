@@ -160,7 +160,7 @@ def main():
               help="do not store the image's EXIF and XMP (camera, date, GPS position...); "
                    "by default they are kept (format v4 or later)")
 @click.option("--fast-decode", is_flag=True,
-              help="code block 0 without the model's spatial context (format v5/v1 instead of v6): "
+              help="code block 0 without the model's spatial context (format v5/v3/v1 instead of v6/v7): "
                    "files a few % larger that decode several times faster")
 @click.option("--model", default=None, help="model name (default: the shipped default)")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda")

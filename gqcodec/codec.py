@@ -61,7 +61,7 @@ class _EncodeWork:
 
     def __init__(self, rgb: np.ndarray, context: bool = True):
         self.rgb = rgb
-        self.context = context  # block 0 with the prior's spatial context model (format v6) where it has one
+        self.context = context  # block 0 with the prior's spatial context model (format v6/v7) where it has one
         self.indices: dict = {}
         self.se: dict = {}
 
@@ -430,9 +430,10 @@ class Codec(ModelCard):
         ``refine``: iterations of decoder-checked index refinement (``refine``; None: the
         model's setting, 0: off). Encoder only; it applies to range-coded qualities that search
         the model's own codebook and have an adaptive-rate multiplier.
-        ``context``: code block 0 with the prior's spatial context model where it has one (format
-        v6: a few % smaller files, ~1 ms more per 16x16 position to encode and to decode); False
-        writes the same indices as v5/v1, which decode several times faster.
+        ``context``: code block 0 with the prior's spatial context model where it has one and
+        where that makes the file smaller (format v6, or v7 for the wide codebooks of the top
+        qualities: a few % smaller files, ~1 ms more per 16x16 position to encode and to decode);
+        False writes the same indices as v5/v3/v1, which decode several times faster.
         """
         self._require_encoder()
         if max_bytes is not None or max_bpp is not None:
@@ -551,8 +552,16 @@ class Codec(ModelCard):
         header = Header(model_id=self.name, model_hash=self.hash, codebook_seed=cfg.seed, K_bits=kb,
                         m=cfg.m, stride=STRIDE, n_blocks=n, latent_h=indices.shape[1], latent_w=indices.shape[2],
                         width=w, height=h, color=src.color, coding=mode, prior="uniform", quality=q)
-        return bitstream.pack(header, indices, prior=self.prior if mode == "range" else None,
-                              metadata=src.meta if keep_metadata else None, spatial=work.context)
+        prior = self.prior if mode == "range" else None
+        meta = src.meta if keep_metadata else None
+        data = bitstream.pack(header, indices, prior=prior, metadata=meta, spatial=work.context)
+        if work.context and prior is not None and prior.context is not None:
+            # the context model pays on most images, not on all (busy ones at the wide top): keep the
+            # histogram's file (v5/v3/v1, which also decodes faster) when it is no larger
+            plain = bitstream.pack(header, indices, prior=prior, metadata=meta, spatial=False)
+            if len(plain) <= len(data):
+                data = plain
+        return data
 
     def compress_to_size(self, image, max_bytes: int | None = None, max_bpp: float | None = None,
                          mode: str = "range", rdoq: float | None = None, adaptive: bool | None = None,

@@ -143,7 +143,7 @@ def _valid(coding="raw", **kw):
 
 
 def test_header_layout_and_constants():
-    assert HEADER_SIZE == 96 and VERSION == 6 and MAGIC == b"\x89GQC"
+    assert HEADER_SIZE == 96 and VERSION == 7 and MAGIC == b"\x89GQC"
     data = _valid(K_bits=10)
     h = read_header(data)
     assert data[:4] == MAGIC and data[4] == 1
@@ -177,14 +177,16 @@ def test_bad_magic_version_reserved():
     _err(data[:3], "truncated header")
     _err(b"", "truncated header")
     _err(data[:50], "truncated header", header_only=True)
-    _err(edit(data, 4, b"\x07"), "unsupported version 7", "supports 1, 2, 3, 4, 5, 6")
+    _err(edit(data, 4, b"\x08"), "unsupported version 8", "supports 1, 2, 3, 4, 5, 6, 7")
+    # a v7 file is range coded with the model prior and escape bits (this one is raw)
+    _err(edit(data, 4, b"\x07"), "version 7 files are range coded")
     # a v5 file is range coded with a count-conditioned model prior (this one is raw)
     _err(edit(data, 4, b"\x05"), "version 5 files are range coded")
     # a v4 header must say how long its metadata block is
     _err(edit(data, 4, b"\x04"), "metadata_length out of range")
     # a v3 header must name its escape bits (and v1/v2 headers must not)
     _err(edit(data, 4, b"\x03"), "ext_bits out of range")
-    _err(data[:4] + b"\x07", "unsupported version 7")
+    _err(data[:4] + b"\x08", "unsupported version 8")
     _err(edit(data, 14, b"\x01"), "reserved")
     _err(edit(data, 91, b"\x80"), "reserved")
 

@@ -1,4 +1,4 @@
-"""Format v6: block 0 coded with the prior's spatial context model (bitstream.context)."""
+"""Formats v6 and v7: block 0 coded with the prior's spatial context model (bitstream.context)."""
 from __future__ import annotations
 
 import dataclasses
@@ -152,8 +152,12 @@ def test_writer_falls_back_without_a_usable_context():
     pre = _prefix(idx, rng.integers(0, 3, (3, 4)))
     assert bitstream.read_header(pack(make_header(6, 2, 3, 4, "range"), pre, prior=cprior,
                                       map_coding="table")).version == 2
-    wide = pack(make_header(8, 2, 3, 4, "range"), rng.integers(0, 256, (2, 3, 4)), prior=cprior)
-    assert bitstream.read_header(wide).version == 3  # escape-coded files keep the histogram
+    wide = rng.integers(0, 256, (2, 3, 4))
+    assert bitstream.read_header(pack(make_header(8, 2, 3, 4, "range"), wide, prior=cprior)).version == 7
+    # escape coding without the context: v3 (dense), v5 (prefix, context-coded count map)
+    assert bitstream.read_header(pack(make_header(8, 2, 3, 4, "range"), wide, prior=cprior, spatial=False)).version == 3
+    assert bitstream.read_header(pack(make_header(8, 2, 3, 4, "range"), _prefix(wide, np.full((3, 4), 1)),
+                                      prior=cprior, spatial=False)).version == 5
 
 
 def test_corrupt_v6_payloads_fail_cleanly():
@@ -216,3 +220,116 @@ def test_truncate_keeps_the_files_choice_of_context():
         small = bitstream.truncate(data, 2, prior=cprior, counts=np.full((4, 5), 1))
         assert bitstream.read_header(small).version == want
         assert np.array_equal(unpack(small, cprior)[1][0], idx[0])
+
+
+def _escaped(rng, K0, K, shape, share):
+    idx = rng.integers(0, K0, shape)
+    esc = rng.random(shape) < share
+    idx[esc] = rng.integers(K0, K, int(esc.sum()))
+    return idx
+
+
+@pytest.mark.parametrize("layout,share", [("dense", 0.3), ("prefix", 0.5), ("dense", 0.0), ("dense", 1.0),
+                                          ("prefix-no-block0", 0.4)])
+def test_v7_round_trip_and_same_indices_as_v3_v5(layout, share):
+    """Escape-coded files (K = 2**8 over a 64-entry prior) with the context: version 7, the same
+    indices as without it, whatever the share of wide indices in block 0 (none, some, all)."""
+    rng = np.random.default_rng(int(share * 10) + len(layout))
+    cprior = with_context(skewed_prior(rng, 64, 3), gain=20000)
+    idx = _escaped(rng, 64, 256, (3, 6, 7), share)
+    if layout == "prefix":
+        idx = _prefix(idx, rng.integers(0, 4, (6, 7)))
+    elif layout == "prefix-no-block0":  # no position codes any block: every block empty
+        idx = _prefix(idx, np.zeros((6, 7), dtype=np.int64))
+    h = make_header(8, 3, 6, 7, "range")
+    v7 = pack(h, idx, prior=cprior)
+    old = pack(h, idx, prior=cprior, spatial=False)
+    assert bitstream.read_header(v7).version == 7 and bitstream.read_header(v7).ext_bits == 2
+    assert bitstream.read_header(old).version == (3 if layout == "dense" else 5)
+    for data in (v7, old):
+        assert np.array_equal(unpack(data, cprior)[1], idx)
+    small = bitstream.truncate(v7, 2, prior=cprior)
+    assert bitstream.read_header(small).version == 7 and np.array_equal(unpack(small, cprior)[1], idx[:2])
+
+
+def test_v7_uses_wide_neighbours_as_features():
+    """A wide neighbour's codeword is a feature of the narrow positions next to it: the narrow
+    indices' code lengths depend on which wide index sits beside them (and match the stream)."""
+    from bitstream.codebook import codebook_rows
+    from bitstream.container import EscapedBlock0
+    from bitstream.rangecoder import encode_chunks
+
+    rng = np.random.default_rng(11)
+    cprior = with_context(skewed_prior(rng, 64, 1), gain=40000)
+    idx0 = rng.integers(0, 64, (4, 5))
+    coded = np.ones((4, 5), dtype=bool)
+    narrow = coded.copy()
+    narrow[0, 0] = False
+    bits = set()
+    for w in (64, 100, 200, 255):
+        idx0[0, 0] = w
+        b0 = EscapedBlock0(cprior.context, 8, 32768)
+        r, view = b0._narrow_view(idx0, ~narrow)
+        assert r[0, 0] == 64 and np.array_equal(r[narrow], idx0[narrow])
+        feats = view.features(r, np.array([0, 1]), np.array([1, 0]))  # left of (0, 1), up of (1, 0): the wide one
+        want = np.rint(32 * codebook_rows(cprior.context.seed, np.array([w]), 16).astype(np.float64))[0]
+        assert np.array_equal(feats[0, 16:32], want) and np.array_equal(feats[1, :16], want)
+        bits.add(round(float(view.code_lengths(r, narrow).sum()), 6))
+        back, done = b0.decode(bitstream.rangecoder._decoder(encode_chunks(b0.chunks(idx0, coded))), coded)
+        assert np.array_equal(back, idx0)
+    assert len(bits) == 4
+
+
+def test_v7_saves_bits_over_v3_on_a_predictable_block0():
+    rng = np.random.default_rng(12)
+    prior = skewed_prior(rng, 64, 1, tau=16)
+    cprior = with_context(prior, gain=40000)
+    ctx = cprior.context
+    idx0 = np.full((12, 12), -1)
+    for ys, xs in wavefronts(np.ones((12, 12), dtype=bool)):
+        W = ctx.weights(ctx.features(idx0, ys, xs))
+        for j in range(len(ys)):
+            idx0[ys[j], xs[j]] = rng.choice(64, p=W[j] / 2**24)
+    idx0[rng.random((12, 12)) < 0.1] = 64 + rng.integers(0, 192)
+    h = make_header(8, 1, 12, 12, "range")
+    v7, v3 = pack(h, idx0[None], prior=cprior), pack(h, idx0[None], prior=cprior, spatial=False)
+    assert bitstream.read_header(v7).version == 7 and len(v7) < 0.9 * len(v3)
+
+
+def test_v7_header_rules_and_a_context_free_prior():
+    from bitstream.header import validate
+
+    h = dataclasses.replace(make_header(8, 2, 3, 4, "range"), version=7, prior="model", symbol_count=24,
+                            payload_length=12, payload_crc=0, prior_id=bytes(8), ext_bits=0)
+    with pytest.raises(FormatError, match="version 7 files are coded with the model prior, with escape bits"):
+        validate(h, FormatError)
+    with pytest.raises(FormatError, match="are coded with the model prior"):
+        validate(dataclasses.replace(h, ext_bits=2, prior="uniform"), FormatError)
+    rng = np.random.default_rng(13)
+    prior = skewed_prior(rng, 64, 2)
+    cprior = with_context(prior)
+    data = pack(make_header(8, 2, 3, 4, "range"), _escaped(rng, 64, 256, (2, 3, 4), 0.3), prior=cprior)
+    fake = Prior(prior.freqs)
+    fake._sha = cprior.sha256()
+    with pytest.raises(FormatError, match="version 7 file needs a prior with block 0's context model"):
+        unpack(data, fake)
+
+
+def test_corrupt_v7_payloads_fail_cleanly():
+    from test_bitstream_helpers import fix_crcs
+
+    rng = np.random.default_rng(14)
+    cprior = with_context(skewed_prior(rng, 64, 2), gain=20000)
+    idx = _prefix(_escaped(rng, 64, 256, (2, 5, 6), 0.3), rng.integers(0, 3, (5, 6)))
+    data = pack(make_header(8, 2, 5, 6, "range"), idx, prior=cprior)
+    failures = 0
+    for pos in range(96, len(data)):
+        bad = bytearray(data)
+        bad[pos] ^= 0x5A
+        try:
+            h, back = unpack(fix_crcs(bytes(bad)), cprior)
+        except FormatError:
+            failures += 1
+        else:
+            assert not np.array_equal(back, idx)
+    assert failures > 0

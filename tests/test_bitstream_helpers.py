@@ -83,6 +83,18 @@ def context_model(K: int, m: int = 16, seed: int = 0x1234_5678_9ABC_DEF0, gain: 
     return SpatialContext(seed, m, G, g0, base, qcodebook_sha(seed, K, m))
 
 
+def copy_context(prior: bitstream.Prior, seed: int, m: int = 16, gain: int = 1_000_000):
+    """A block-0 context model that expects a position to repeat its up and left neighbours' codeword
+    (the prior's block-0 histogram tilted towards their sum): cheap where an image is flat."""
+    from bitstream.context import NEIGHBOURS, SpatialContext, qcodebook_sha
+
+    G = np.zeros((len(NEIGHBOURS) * m, m), dtype=np.int64)
+    G[:m] = G[m:2 * m] = gain * np.eye(m, dtype=np.int64)
+    f = prior.freqs[prior.table_index(0)].astype(np.float64)
+    base = np.rint(65536 * np.log2(f / f.sum())).astype(np.int64)
+    return SpatialContext(seed, m, G, np.zeros(m, dtype=np.int64), base, qcodebook_sha(seed, prior.K, m))
+
+
 def with_context(prior: bitstream.Prior, **kw) -> bitstream.Prior:
     """``prior`` plus :func:`context_model` (its files are format v6)."""
     return bitstream.Prior(prior.freqs, prior.select, context_model(prior.K, **kw))

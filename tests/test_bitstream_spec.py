@@ -20,7 +20,7 @@ M64 = (1 << 64) - 1
 
 # -- an independent implementation of docs/bitstream.md ---------------------------
 def spec_header(data: bytes) -> dict:
-    assert data[:4] == b"\x89GQC" and data[4] in (1, 2, 3, 4, 5, 6)
+    assert data[:4] == b"\x89GQC" and data[4] in (1, 2, 3, 4, 5, 6, 7)
     assert zlib.crc32(data[:92]) == struct.unpack_from("<I", data, 92)[0]
     u8 = lambda o: data[o]  # noqa: E731
     u16 = lambda o: struct.unpack_from("<H", data, o)[0]  # noqa: E731
@@ -42,6 +42,8 @@ def spec_header(data: bytes) -> dict:
         assert h["coding"] == "range"
     if h["version"] == 6:  # section 3: the model prior (with its context model), no escape bits
         assert h["prior"] == "model" and h["ext_bits"] == 0
+    if h["version"] == 7:  # section 3: the model prior (with its context model) and escape bits
+        assert h["prior"] == "model" and h["ext_bits"] >= 1
     if h["version"] < 3:  # byte 15 is reserved in v1 and v2
         assert data[15] == 0
     elif h["version"] == 3 or h["ext_bits"]:  # byte 15 / step 6: escape bits need range coding, model prior
@@ -341,14 +343,15 @@ def spec_v5_counts(d: SpecDecoder, h: dict, pairs: list) -> list[int]:
     return counts
 
 
-def spec_v6_block0(d: "SpecDecoder", h: dict, counts: list[int], ctx, pairs: list) -> dict:
+def spec_v6_block0(d: "SpecDecoder", h: dict, counts: list[int], ctx, pairs: list, got: dict | None = None) -> dict:
     """Section 5.10: block 0 in wavefront order (2y + x, then y), each index with the context model's
-    table of its position; returns {position: index}."""
+    table of its position; returns {position: index}. ``got``: the wide indices a v7 file (5.11) has
+    given already, which are features and not decoded again."""
     H, W, m, K = h["latent_h"], h["latent_w"], h["m"], len(ctx["base"])
-    q = [[round(32 * float(c)) for c in row] for row in _splitmix_codebook(h["codebook_seed"], K, m).tolist()]
+    q = [[round(32 * float(c)) for c in row] for row in _splitmix_codebook(h["codebook_seed"], 1 << h["K_bits"], m).tolist()]
     lut = [int(2.0 ** (22 - j / 256) + 0.5) for j in range(256)]
-    order = sorted((p for p in range(H * W) if counts[p] > 0), key=lambda p: (2 * (p // W) + p % W, p // W))
-    got = {}
+    got = dict(got or {})
+    order = sorted((p for p in range(H * W) if counts[p] > 0 and p not in got), key=lambda p: (2 * (p // W) + p % W, p // W))
     for p in order:
         y, x = divmod(p, W)
         feats = []
@@ -390,12 +393,20 @@ def spec_v5_decode(payload: bytes, h: dict, freqs, select, ctx=None) -> list[int
     if E:
         z = spec_u16_table(payload, T, n, X)
         flag_t = [Table(spec_weights([v, 65536 - v])) for v in z]
-        wide = Table(spec_weights([1] * ((1 << k) - K0)))
+        wide_t = Table(spec_weights([1] * ((1 << k) - K0)))
     out = [-1] * (n * P)
     for b in range(n):
         pos = [p for p in range(P) if counts[p] > b]
-        if b == 0 and ctx is not None:  # version 6
-            for p, v in spec_v6_block0(d, h, counts, ctx, pairs).items():
+        if b == 0 and ctx is not None:  # version 6; version 7 (5.11): flags, wide indices, then the narrow ones
+            wide = {}
+            if E:
+                flags = [d.symbol(flag_t[0]) for _ in pos]
+                pairs += [(f, flag_t[0]) for f in flags]
+                for p, f in zip(pos, flags):
+                    if f:
+                        wide[p] = K0 + d.symbol(wide_t)
+                        pairs.append((wide[p] - K0, wide_t))
+            for p, v in spec_v6_block0(d, h, counts, ctx, pairs, wide).items():
                 out[p] = v
             continue
         tab = [int(select[b][counts[p]]) for p in pos]
@@ -411,8 +422,8 @@ def spec_v5_decode(payload: bytes, h: dict, freqs, select, ctx=None) -> list[int
                     pairs.append((vals[j], rows[t]))
         for j in range(len(pos)):
             if flags[j]:
-                vals[j] = K0 + d.symbol(wide)
-                pairs.append((vals[j] - K0, wide))
+                vals[j] = K0 + d.symbol(wide_t)
+                pairs.append((vals[j] - K0, wide_t))
         for j, p in enumerate(pos):
             out[b * P + p] = vals[j]
     assert payload[:T + X] + spec_encode(pairs) == payload  # canonical (5.5)
@@ -422,7 +433,7 @@ def spec_v5_decode(payload: bytes, h: dict, freqs, select, ctx=None) -> list[int
 def spec_decode(data: bytes, freqs=None, select=None, ctx=None):
     h = spec_header(data)
     payload = data[HEADER_SIZE:HEADER_SIZE + h["payload_length"]]
-    if h["version"] == 6:
+    if h["version"] in (6, 7):
         assert ctx is not None and freqs is not None
         T = len(freqs)
         select = select or [[b if T > 1 else 0] * (h["n_blocks"] + 1) for b in range(h["n_blocks"])]
@@ -686,6 +697,38 @@ def test_independent_decoder_agrees_v5(K_bits, E, shape, layout, meta, B):
     assert (spec_metadata(data, h) == metadata) if meta else h["metadata_length"] == 0
 
 
+V7_CASES = [  # K_bits, ext_bits, (n, lh, lw), layout, mix, B (0: a plain prior)
+    (8, 2, (2, 4, 5), "dense", "heavy", 0),
+    (7, 1, (3, 3, 4), "prefix", "blocks", 0),
+    (8, 3, (2, 3, 3), "prefix", "all", 3),
+    (6, 2, (3, 4, 4), "dense", "free", 4),
+]
+
+
+@pytest.mark.parametrize("K_bits,E,shape,layout,mix,B", V7_CASES)
+def test_independent_decoder_agrees_v7(K_bits, E, shape, layout, mix, B):
+    """Version 7 (section 5.11: block 0's flags, its wide indices, then its narrow ones with the context, wide
+    neighbours' codewords as features): the independent reader decodes the reference's files."""
+    from test_bitstream_helpers import context_model
+
+    rng = np.random.default_rng(K_bits * 31 + E * 7 + B + len(mix))
+    n, lh, lw = shape
+    K0 = 1 << (K_bits - E)
+    base = _conditional_prior(rng, K0, B, extra=2) if B else skewed_prior(rng, K0, n)
+    prior = Prior(base.freqs, base.select, context_model(K0, gain=20000))
+    idx = _wide_indices(rng, K_bits, E, n, lh, lw, mix, prior)
+    if mix == "blocks":  # block 0 with some wide indices too
+        idx[0][rng.random((lh, lw)) < 0.4] = K0 + 1
+    if layout == "prefix":
+        idx = skip_tail(rng, idx)
+    data = pack(make_header(K_bits, n, lh, lw, "range", quality=9), idx, prior=prior)
+    ctx = {"G": prior.context.G.tolist(), "g0": prior.context.g0.tolist(), "base": prior.context.base.tolist()}
+    h, syms = spec_decode(data, prior.freqs.tolist(), None if prior.select is None else prior.select.tolist(), ctx)
+    assert syms == idx.reshape(-1).tolist()
+    assert (h["version"], h["ext_bits"], h["layout"]) == (7, E, layout)
+    assert bitstream.unpack(data, prior=prior)[1].reshape(-1).tolist() == syms
+
+
 def test_prior_sha256_as_specified():
     p = Prior(np.arange(1, 13).reshape(3, 4))
     blob = b"<u4" + struct.pack("<II", 3, 4) + b"".join(struct.pack("<I", v) for v in range(1, 13))
@@ -761,9 +804,11 @@ GOLDEN = {
     "range-prefix-v5": "b6e140ad264bc0a9c0e513980767d6aa0b0adcde7fa1fb3d57838e5020f7e32e",  # version 5: the range-prefix file, its count map context coded
     "range-context-v6": "ae7956ddf351f542dabf9d64a08548ef1792cfe1901c83501076e68b7d199e46",  # version 6: the range-prefix-v5 file with block 0 coded by a spatial context model
     "range-context-dense": "023488e8f79fc7b6bab2edacdca49233f1cfb740999ad172f9a98326308f65cd",  # version 6, dense layout
+    "range-context-wide": "a816e40f947edc03a88b20f7d63eee649e2d3987eec50f869ab9fb80da064e17",  # version 7: escape coding (2 bits) with block 0's context
 }
 GOLDEN_VERSION = {"raw": 1, "range-uniform": 1, "range-model": 1, "range-prefix": 2, "range-wide": 3, "range-meta": 4,
-                  "range-counts": 5, "range-prefix-v5": 5, "range-context-v6": 6, "range-context-dense": 6}
+                  "range-counts": 5, "range-prefix-v5": 5, "range-context-v6": 6, "range-context-dense": 6,
+                  "range-context-wide": 7}
 
 
 def _golden_prior():
@@ -799,6 +844,10 @@ def _golden_files():
         "range-context-v6": pack(h.replace(coding="range"), np.where(np.arange(2)[:, None, None] < counts_map, skew, -1),
                                  prior=_golden_context_prior()),
         "range-context-dense": pack(h.replace(coding="range"), idx6, prior=_golden_context_prior()),
+        # v7: the range-wide indices with block 0 coded by the context (escape coding kept)
+        "range-context-wide": pack(h.replace(coding="range", K_bits=8),
+                                   np.where(np.arange(2)[:, None, None] < counts_map,
+                                            ((i * 37 + 11) % 256).reshape(2, 3, 5), -1), prior=_golden_context_prior()),
     }
 
 
@@ -818,12 +867,12 @@ def _golden_counts_prior():
 def test_golden_files_are_frozen(name):
     data = _golden_files()[name]
     p = {"range-counts": _golden_counts_prior(), "range-context-v6": _golden_context_prior(),
-         "range-context-dense": _golden_context_prior()}.get(name, _golden_prior())
+         "range-context-dense": _golden_context_prior(), "range-context-wide": _golden_context_prior()}.get(name, _golden_prior())
     ctx = None if p.context is None else {"G": p.context.G.tolist(), "g0": p.context.g0.tolist(),
                                           "base": p.context.base.tolist()}
     h, syms = spec_decode(data, p.freqs.tolist(), None if p.select is None else p.select.tolist(), ctx)  # and the independent reader reads them
     assert syms == bitstream.unpack(data, prior=p)[1].reshape(-1).tolist()
-    assert h["version"] == GOLDEN_VERSION[name] and h["ext_bits"] == (2 if name == "range-wide" else 0)
+    assert h["version"] == GOLDEN_VERSION[name] and h["ext_bits"] == (2 if name in ("range-wide", "range-context-wide") else 0)
     assert hashlib.sha256(data).hexdigest() == GOLDEN[name], (name, hashlib.sha256(data).hexdigest())
     if name == "range-wide":  # the independent writer produces the frozen v3 file too
         hdr, idx = bitstream.unpack(data, prior=_golden_prior())

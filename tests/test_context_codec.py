@@ -1,5 +1,6 @@
-"""The codec with a model whose prior has block 0's context model: v6 by default, v5/v1 with
-``context=False`` / ``--fast-decode``, the same indices and picture either way."""
+"""The codec with a model whose prior has block 0's context model: v6 by default (v7 for a quality
+with a wide codebook), v5/v3/v1 with ``context=False`` / ``--fast-decode``, the same indices and
+picture either way."""
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -11,14 +12,17 @@ from bitstream import Prior
 @pytest.fixture
 def ctx_codec(tmp_path, monkeypatch):
     from fakezoo import installed_codec
-    from test_bitstream_helpers import with_context
+    from test_bitstream_helpers import copy_context
 
     from gqcodec import codec, zoo
 
-    gen = installed_codec(tmp_path / "w", monkeypatch, rdoq=1.0, adaptive_lambda={"1": 50.0, "2": 50.0, "3": 20.0})
+    gen = installed_codec(tmp_path / "w", monkeypatch, rdoq=1.0, adaptive_lambda={"1": 50.0, "2": 50.0, "3": 20.0, "4": 20.0},
+                          ladder={"1": 1, "2": 2, "3": 3, "4": 3}, index_bits={"4": 10}, rdoq_by_quality={"4": 0.0},
+                          escape_share={"4": 0.6})
     c = next(gen)
     path = zoo.WEIGHTS_DIR / "tiny.prior.npz"
-    with_context(Prior.load(path), seed=5, gain=20000).save(path)
+    p = Prior.load(path)
+    Prior(p.freqs, p.select, copy_context(p, seed=5)).save(path)
     zoo._cache.clear()
     codec._codecs.clear()
     yield codec.Codec("tiny")
@@ -63,3 +67,32 @@ def test_cli_fast_decode(ctx_codec, tmp_path):
         res = r.invoke(cli, ["decompress", str(out), str(tmp_path / f"a{want}.png")])
         assert res.exit_code == 0, res.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a6.png")), np.asarray(Image.open(tmp_path / "a5.png")))
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_wide_quality_writes_the_smaller_of_v7_and_v3_v5(ctx_codec, adaptive):
+    """A quality searching 2**10 codewords over the prior's 2**8 (escape coding): the codec writes block 0
+    with the context (v7) or without (v5 / v3), whichever file is smaller (the histogram's on a tie), with
+    the same indices and picture as ``context=False``."""
+    data = ctx_codec.compress(_image(), quality=4, adaptive=adaptive)
+    old = ctx_codec.compress(_image(), quality=4, adaptive=adaptive, context=False)
+    h, ho = bitstream.read_header(data), bitstream.read_header(old)
+    assert (h.ext_bits, h.K_bits) == (2, 10) and ho.version == (5 if ho.layout == "prefix" else 3)
+    idx = bitstream.unpack(old, ctx_codec.prior)[1]
+    v7 = bitstream.pack(ho, idx, ctx_codec.prior)
+    assert bitstream.read_header(v7).version == 7 and np.array_equal(bitstream.unpack(v7, ctx_codec.prior)[1], idx)
+    assert data == (v7 if len(v7) < len(old) else old)
+    assert np.array_equal(np.asarray(ctx_codec.decompress(data)), np.asarray(ctx_codec.decompress(old)))
+
+
+def test_the_context_is_dropped_where_it_does_not_pay(ctx_codec, monkeypatch):
+    """With a context model that predicts badly (formula weights, not fitted), the codec writes the
+    histogram's file (v1), which is smaller than the v6 file of the same indices."""
+    from test_bitstream_helpers import with_context
+
+    bad = with_context(Prior(ctx_codec.prior.freqs, ctx_codec.prior.select), seed=5, gain=20000)
+    monkeypatch.setattr(ctx_codec, "prior", bad)
+    data = ctx_codec.compress(_image(), quality=2, adaptive=False)
+    h, idx = bitstream.unpack(data, bad)
+    v6 = bitstream.pack(h, idx, bad)
+    assert bitstream.read_header(v6).version == 6 and h.version == 1 and len(data) < len(v6)
