@@ -95,17 +95,24 @@ def test_v6_round_trip_and_same_indices_as_v5(layout):
         assert np.array_equal(back, idx)
 
 
-def test_v6_saves_bits_on_a_predictable_block0():
-    """Block 0 drawn from the context model's own distributions codes shorter than with the histogram."""
-    rng = np.random.default_rng(2)
-    prior = skewed_prior(rng, 256, 1, tau=64)
-    cprior = with_context(prior, gain=40000)
+def _drawn_from_context(rng, K: int, tau: float):
+    """A context prior over K indices and a 12x12 block 0 drawn, wavefront by wavefront, from its own
+    distributions."""
+    cprior = with_context(skewed_prior(rng, K, 1, tau=tau), gain=40000)
     ctx = cprior.context
     idx0 = np.full((12, 12), -1)
     for ys, xs in wavefronts(np.ones((12, 12), dtype=bool)):
         W = ctx.weights(ctx.features(idx0, ys, xs))
         for j in range(len(ys)):
-            idx0[ys[j], xs[j]] = rng.choice(256, p=W[j] / 2**24)
+            idx0[ys[j], xs[j]] = rng.choice(K, p=W[j] / 2**24)
+    return cprior, idx0
+
+
+def test_v6_saves_bits_on_a_predictable_block0():
+    """Block 0 drawn from the context model's own distributions codes shorter than with the histogram."""
+    rng = np.random.default_rng(2)
+    cprior, idx0 = _drawn_from_context(rng, 256, 64)
+    ctx = cprior.context
     h = make_header(8, 1, 12, 12, "range")
     assert len(pack(h, idx0[None], prior=cprior)) < 0.9 * len(pack(h, idx0[None], prior=cprior, spatial=False))
     bits = ctx.code_lengths(idx0, np.ones((12, 12), dtype=bool))
@@ -282,14 +289,7 @@ def test_v7_uses_wide_neighbours_as_features():
 
 def test_v7_saves_bits_over_v3_on_a_predictable_block0():
     rng = np.random.default_rng(12)
-    prior = skewed_prior(rng, 64, 1, tau=16)
-    cprior = with_context(prior, gain=40000)
-    ctx = cprior.context
-    idx0 = np.full((12, 12), -1)
-    for ys, xs in wavefronts(np.ones((12, 12), dtype=bool)):
-        W = ctx.weights(ctx.features(idx0, ys, xs))
-        for j in range(len(ys)):
-            idx0[ys[j], xs[j]] = rng.choice(64, p=W[j] / 2**24)
+    cprior, idx0 = _drawn_from_context(rng, 64, 16)
     idx0[rng.random((12, 12)) < 0.1] = 64 + rng.integers(0, 192)
     h = make_header(8, 1, 12, 12, "range")
     v7, v3 = pack(h, idx0[None], prior=cprior), pack(h, idx0[None], prior=cprior, spatial=False)

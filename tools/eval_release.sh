@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the published numbers of a shipped model (no retraining, no re-export):
 #   tools/eval_release.sh [NAME]
-#   KEEP_STREAMS=DIR tools/eval_release.sh NAME  (also keep the Kodak .gqc files in DIR)
+#   KEEP_STREAMS=DIR tools/eval_release.sh NAME  (also keep the Kodak .gqc files in DIR; with QUALITIES too)
 #   QUALITIES=8,9,10 tools/eval_release.sh NAME   (re-evaluate only these qualities and merge them
 #                                                  into the published results: tools/merge_results.py)
 # Kodak evaluation from real .gqc files (gqcodec eval) -> docs/results/kodak/, the registry's
@@ -16,7 +16,8 @@ if [ -n "${QUALITIES:-}" ]; then
   [ -f "$out/gqcodec-$name.json" ] || { echo "error: QUALITIES needs published results to merge into: $out/gqcodec-$name.json"; exit 2; }
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  gqcodec eval --model "$name" --qualities "$QUALITIES" --out "$tmp/new.json" --csv "$tmp/new.csv" --threads "${THREADS:-2}" --force
+  gqcodec eval --model "$name" --qualities "$QUALITIES" --out "$tmp/new.json" --csv "$tmp/new.csv" --threads "${THREADS:-2}" --force \
+    ${KEEP_STREAMS:+--keep-streams "$KEEP_STREAMS"}
   python tools/merge_results.py "$out/gqcodec-$name.json" "$tmp/new.json" --csv "$out/gqcodec-$name.csv" "$tmp/new.csv"
 else
   gqcodec eval --model "$name" --out "$out/gqcodec-$name.json" --csv "$out/gqcodec-$name.csv" --threads "${THREADS:-2}" --force \
