@@ -171,7 +171,7 @@ class SpatialContext:
 
     def with_wide_rows(self, rows: np.ndarray) -> "SpatialContext":
         """The same model whose neighbour features also know the codewords of indices ``K, K + 1,
-        ...``: ``rows`` (int64 (R, m), rows of ``rint(32 · codebook)``). Format v7 codes block 0's
+        ...``: ``rows`` ((R, m) integer values, rows of ``rint(32 · codebook)``). Format v7 codes block 0's
         wide (escaped) indices first and then the narrow ones with the context, whose neighbours
         may be wide; the caller renumbers those wide indices to ``K + j`` in the ``idx0`` it passes."""
         view = copy.copy(self)
