@@ -181,12 +181,12 @@ class EscapedBlock0:
     section 4, block 0's escape-table weights), then its wide indices minus K0 in the same order
     (the wide table), and last its narrow indices in wavefront order, each with the context's
     weights; a neighbour that is wide contributes its own codeword's row of ``rint(32 · codebook)``.
-    The interface is :class:`bitstream.context.SpatialContext`'s (``chunks`` / ``decode``)."""
+    The interface is :class:`bitstream.context.SpatialContext`'s (``chunks`` / ``decode``); the flag
+    and wide models are those of the file's :class:`WideBlocks` coder (block 0's)."""
 
-    def __init__(self, context, K_bits: int, z0: int):
-        self.context, self.K0 = context, context.K
-        self.flag = rangecoder.categorical_from_weights(escape_weights(z0))
-        self.wide = _wide((1 << K_bits) - self.K0)[0]
+    def __init__(self, context, blocks: WideBlocks):
+        self.context, self.K0 = context, blocks.K0
+        self.flag, self.wide = blocks.flag[0], blocks.wide
 
     def _narrow_view(self, idx0: np.ndarray, wide: np.ndarray):
         """(idx0 with wide index ``wide[j]`` renumbered ``K0 + j``, the context knowing those rows)."""
@@ -214,9 +214,9 @@ class EscapedBlock0:
         idx0[ys[f], xs[f]] = wide_sym + self.K0
         wide = np.zeros(coded.shape, dtype=bool)
         wide[ys[f], xs[f]] = True
-        r, view = self._narrow_view(idx0, wide)
-        r, done = view.decode(dec, coded & ~wide, idx0=r)
         narrow = coded & ~wide
+        r, view = self._narrow_view(idx0, wide)
+        r, done = view.decode(dec, narrow, idx0=r)
         idx0[narrow] = r[narrow]
         return idx0, [(f.astype(np.int32), self.flag), (wide_sym, self.wide)] + done
 
@@ -336,7 +336,7 @@ def pack(header: Header, indices, prior: Prior | None = None, metadata: dict | N
             z = escape_table(idx, prior.K)
             head, blocks = _escape_bytes(z, h.n_blocks), WideBlocks(prior, h.K_bits, z)
             if ctx_model is not None:  # v7
-                ctx_model = EscapedBlock0(ctx_model, h.K_bits, int(z[0]))
+                ctx_model = EscapedBlock0(ctx_model, blocks)
         if counts is None:
             payload = head + rangecoder.encode(idx, blocks, ctx_model)
         elif h.version >= 5:
@@ -460,7 +460,7 @@ def unpack(data, prior: Prior | None = None, max_symbols: int | None = None) -> 
                           f"{least:.0f} bits, the payload has {8 * len(stream)}")
     spatial = prior.context if h.version >= 6 else None
     if h.version == 7:
-        spatial = EscapedBlock0(spatial, h.K_bits, int(z[0]))
+        spatial = EscapedBlock0(spatial, blocks)
     if h.layout == "dense":
         return h, rangecoder.decode(stream, h.latent_shape, blocks, spatial)
     return h, rangecoder.decode_prefix(stream, h.latent_shape, h.symbol_count, map_model, blocks, spatial)

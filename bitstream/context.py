@@ -67,7 +67,7 @@ def _pool() -> ThreadPoolExecutor:
 @functools.lru_cache(maxsize=4)
 def qcodebook(seed: int, K: int, m: int) -> np.ndarray:
     """``rint(32 · codebook)`` as float64 (K, m) (integer values; read-only)."""
-    q = np.rint(codebook_rows(seed, np.arange(K), m).astype(np.float64) * QSCALE)
+    q = qrows(seed, np.arange(K), m)
     q.setflags(write=False)
     return q
 

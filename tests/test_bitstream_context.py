@@ -243,7 +243,7 @@ def test_v7_uses_wide_neighbours_as_features():
     """A wide neighbour's codeword is a feature of the narrow positions next to it: the narrow
     indices' code lengths depend on which wide index sits beside them (and match the stream)."""
     from bitstream.codebook import codebook_rows
-    from bitstream.container import EscapedBlock0
+    from bitstream.container import EscapedBlock0, WideBlocks
     from bitstream.rangecoder import encode_chunks
 
     rng = np.random.default_rng(11)
@@ -255,7 +255,7 @@ def test_v7_uses_wide_neighbours_as_features():
     bits = set()
     for w in (64, 100, 200, 255):
         idx0[0, 0] = w
-        b0 = EscapedBlock0(cprior.context, 8, 32768)
+        b0 = EscapedBlock0(cprior.context, WideBlocks(cprior, 8, np.full(1, 32768)))
         r, view = b0._narrow_view(idx0, ~narrow)
         assert r[0, 0] == 64 and np.array_equal(r[narrow], idx0[narrow])
         feats = view.features(r, np.array([0, 1]), np.array([1, 0]))  # left of (0, 1), up of (1, 0): the wide one
