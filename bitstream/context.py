@@ -180,12 +180,17 @@ class SpatialContext:
         view._qT = self._qT
         return view
 
+    def tilt(self, feats: np.ndarray) -> np.ndarray:
+        """(P, m) int64 ``t = clip((x @ G + g0) >> 16, ±2**20)`` for features (P, 6m): the logits are
+        ``z_i = base_i + Q_i · t`` (2**-16 bits)."""
+        return np.clip((feats @ self.G + self.g0) >> T_SHIFT, -T_LIMIT, T_LIMIT)
+
     def excess(self, feats: np.ndarray) -> np.ndarray:
         """(P, K) float64 ``w - 1`` of the 24-bit weights :meth:`weights` defines (integers below 2**24,
         exact in binary64): what the range coder takes, without an integer round trip."""
         P = feats.shape[0]
         ar = np.arange(P)
-        t = np.clip((feats @ self.G + self.g0) >> T_SHIFT, -T_LIMIT, T_LIMIT)
+        t = self.tilt(feats)
         t1 = np.ones((P, t.shape[1] + 1))
         t1[:, :-1] = t
         z = t1 @ self.qT()  # base + Q·t: integer values below 2**53, exact in any summation order

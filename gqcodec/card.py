@@ -37,6 +37,9 @@ class ModelCard:
         self.default_quality = int(e.get("default_quality", sorted(self.ladder)[len(self.ladder) // 2]))
         self.wide_bits = {int(q): int(b) for q, b in e.get("index_bits", {}).items()}
         self.escape_guess = {int(q): float(v) for q, v in e.get("escape_share", {}).items()}
+        # block 0 searched under the prior's spatial context model with this multiple of the quality's
+        # RDOQ strength (registry ``context_rdoq``; 0 or absent: under its histogram like the other blocks)
+        self.context_rdoq_scale = float((e.get("context_rdoq") or {}).get("scale", 0.0))
 
     @property
     def qualities(self) -> list[int]:

@@ -197,10 +197,44 @@ class Codec(ModelCard):
         """
         return self.search(rgb, n_blocks, rdoq, K_bits, escape_share, first)[0]
 
+    def rdoq_context(self, rdoq: float, K_bits: int | None = None):
+        """The index prior's block-0 spatial context model when RDOQ prices block 0 with it (strength
+        > 0, the model's own codebook width, a prior with a context model and a tuned
+        ``context_rdoq_scale`` > 0), else None."""
+        K_bits = self.model.config.K_bits if K_bits is None else K_bits
+        if not (rdoq and self.context_rdoq_scale > 0) or self.prior is None or K_bits != self.model.config.K_bits:
+            return None
+        return self.prior.context
+
+    def _context_search(self, quant, ctx, mu: torch.Tensor, logvar: torch.Tensor, gamma: float) -> np.ndarray:
+        """Block 0's indices (h, w) chosen with RDOQ under its spatial context model: positions in the
+        model's wavefront order, each searched for ``GQ score + gamma * ln p(index | neighbours)`` given
+        the neighbours already chosen (all coded; the count map is chosen later). The context's log
+        probability is ``ln 2 · 2**-16 · (base_i + Q_i · t)`` up to a constant, with ``Q_i = rint(32 c_i)``;
+        the base rides as the search bias and ``Q_i · t ≈ 32 c_i · t`` as a shift of the query's linear
+        part (``mu / sigma^2``), so each wavefront is one ordinary search. Encoder only: any choice decodes."""
+        from bitstream.context import QSCALE, T_SHIFT, wavefronts
+
+        h, w = mu.shape[:2]
+        scale = gamma * np.log(2.0) * 2.0 ** -T_SHIFT
+        bias = torch.from_numpy(ctx.base.astype(np.float64) * scale).to(mu.device)
+        idx0 = np.full((h, w), -1, dtype=np.int64)
+        var = logvar.float().exp()
+        for ys, xs in wavefronts(np.ones((h, w), dtype=bool)):
+            shift = torch.from_numpy(ctx.tilt(ctx.features(idx0, ys, xs)) * (scale * QSCALE)).to(mu)
+            yt, xt = torch.from_numpy(ys), torch.from_numpy(xs)
+            m_, v_ = mu[yt, xt], var[yt, xt]
+            idx0[ys, xs] = quant.quantize(m_ + shift * v_, logvar[yt, xt], bias=bias).cpu().numpy()
+        return idx0
+
     @torch.inference_mode()
     def search(self, rgb: np.ndarray, n_blocks: int, rdoq: float = 0.0, K_bits: int | None = None,
-               escape_share: float = 0.5, first: int = 0, top: int = 0):
+               escape_share: float = 0.5, first: int = 0, top: int = 0, context: bool = False):
         """``encode_array``'s search, returning ``(indices, candidates, curvature)``.
+
+        With ``context`` (and RDOQ, the model's codebook width and a prior with a block-0 context
+        model: ``rdoq_context``) block 0 is searched under that context model (``_context_search``),
+        for the v6 files it codes.
 
         With ``top`` > 0 it also keeps what ``refine`` needs: each block's ``top`` best
         codewords by the same score, ``candidates`` (n, top, h, w) int32, and the posterior
@@ -220,6 +254,10 @@ class Codec(ModelCard):
         nb, cm = n_blocks - first, m.config.m
         out = np.empty((nb, H // STRIDE, W // STRIDE), dtype=np.int64)
         cand = np.empty((nb, top, H // STRIDE, W // STRIDE), dtype=np.int32) if top else None
+        ctx = self.rdoq_context(rdoq, K_bits) if context and first == 0 else None
+        if ctx is not None:  # block 0's posterior, kept for the wavefront search after the tiles
+            mu0 = torch.empty(H // STRIDE, W // STRIDE, cm, device=self.device)
+            lv0 = torch.empty_like(mu0)
         curv = np.empty((nb, H // STRIDE, W // STRIDE, cm), dtype=np.float32) if top else None
         t, mg = self.tile, ENC_MARGIN
         for y0 in range(0, H, t):
@@ -235,17 +273,24 @@ class Codec(ModelCard):
                 # rows are block-major: one search per block (with that block's prior under RDOQ)
                 rows_mu = m.to_rows(mu[:, first * cm:], nb).view(nb, th * tw, -1)
                 rows_lv = m.to_rows(logvar[:, first * cm:], nb).view(nb, th * tw, -1)
-                idx = torch.stack([quant.quantize(rows_mu[b], rows_lv[b],
-                                                  bias=None if bias is None else bias[first + b])
-                                   for b in range(nb)]).view(nb, th, tw)
                 ys, xs = slice(y0 // STRIDE, y1 // STRIDE), slice(x0 // STRIDE, x1 // STRIDE)
-                out[:, ys, xs] = idx.cpu().numpy()
+                skip = 0 if ctx is None else 1
+                if skip:
+                    mu0[ys, xs] = rows_mu[0].view(th, tw, cm)
+                    lv0[ys, xs] = rows_lv[0].view(th, tw, cm)
+                if nb > skip:
+                    idx = torch.stack([quant.quantize(rows_mu[b], rows_lv[b],
+                                                      bias=None if bias is None else bias[first + b])
+                                       for b in range(skip, nb)]).view(nb - skip, th, tw)
+                    out[skip:, ys, xs] = idx.cpu().numpy()
                 if top:
                     for b in range(nb):
                         cand[b, :, ys, xs] = self._top_codewords(
                             quant, rows_mu[b], rows_lv[b], None if bias is None else bias[first + b], top
                         ).T.reshape(top, th, tw).cpu().numpy()
                     curv[:, ys, xs] = rows_lv.neg().exp_().sub_(1).clamp_(min=0).view(nb, th, tw, cm).cpu().numpy()
+        if ctx is not None:
+            out[0] = self._context_search(quant, ctx, mu0, lv0, rdoq * self.context_rdoq_scale)
         return out, cand, curv
 
     @staticmethod
@@ -478,7 +523,7 @@ class Codec(ModelCard):
         have = work.indices.get(key)
         done = 0 if have is None else have[0].shape[0]
         if done < n:
-            more = self.search(work.rgb, n, rdoq, K_bits, escape, first=done, top=top)
+            more = self.search(work.rgb, n, rdoq, K_bits, escape, first=done, top=top, context=work.context)
             have = more if have is None else tuple(None if a is None else np.concatenate([a, b])
                                                    for a, b in zip(have, more))
             work.indices[key] = have

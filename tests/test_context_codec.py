@@ -2,6 +2,7 @@
 with a wide codebook), v5/v3/v1 with ``context=False`` / ``--fast-decode``, the same indices and
 picture either way."""
 import numpy as np
+import torch
 import pytest
 from click.testing import CliRunner
 
@@ -96,3 +97,75 @@ def test_the_context_is_dropped_where_it_does_not_pay(ctx_codec, monkeypatch):
     h, idx = bitstream.unpack(data, bad)
     v6 = bitstream.pack(h, idx, bad)
     assert bitstream.read_header(v6).version == 6 and h.version == 1 and len(data) < len(v6)
+
+
+def _posterior(h=5, w=7, m=16, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(h, w, m, generator=g) * 1.5, torch.rand(h, w, m, generator=g) * 3 - 3.5
+
+
+def test_context_search_at_zero_strength_is_the_plain_search(ctx_codec):
+    """Wavefront order and position bookkeeping: with no rate term every position gets the GQ search's codeword."""
+    mu, lv = _posterior()
+    quant = ctx_codec.model.quantizer
+    got = ctx_codec._context_search(quant, ctx_codec.prior.context, mu, lv, 0.0)
+    want = quant.quantize(mu.reshape(-1, 16), lv.reshape(-1, 16)).numpy().reshape(5, 7)
+    assert np.array_equal(got, want)
+
+
+def test_context_search_maximises_score_plus_context_rate(ctx_codec):
+    """Each position's index is the argmax over the whole codebook of the GQ score plus
+    gamma * ln 2 * 2**-16 * (base_i + 32 c_i . t), t from the neighbours chosen before it (checked by
+    brute force in float64, in raster order, which also visits every neighbour first)."""
+    from bitstream.context import QSCALE
+
+    ctx = ctx_codec.prior.context
+    mu, lv = _posterior(seed=4)
+    quant = ctx_codec.model.quantizer
+    gamma = 2.0
+    got = ctx_codec._context_search(quant, ctx, mu, lv, gamma)
+    cb = quant.codebook.double().numpy()
+    scale = gamma * np.log(2.0) / 65536
+    idx = np.full(got.shape, -1, dtype=np.int64)
+    for y in range(got.shape[0]):
+        for x in range(got.shape[1]):
+            t = ctx.tilt(ctx.features(idx, np.array([y]), np.array([x])))[0].astype(np.float64)
+            w = np.exp(-lv[y, x].double().numpy())
+            score = cb @ (mu[y, x].double().numpy() * w) - 0.5 * (cb ** 2) @ (w - quant.beta)
+            obj = score + scale * (ctx.base + QSCALE * cb @ t)
+            assert got[y, x] == int(np.argmax(obj)) or obj[got[y, x]] >= obj.max() - 1e-9
+            idx[y, x] = got[y, x]
+    assert not np.array_equal(got, ctx_codec._context_search(quant, ctx, mu, lv, 0.0))
+
+
+def test_context_rdoq_scale_from_the_registry(tmp_path, monkeypatch):
+    """``context_rdoq.scale`` > 0 searches block 0 under the context model: v6 files whose block 0 costs
+    fewer context bits than the histogram search's and that decode; absent, block 0 is the histogram
+    search's (the same indices as ``context=False``)."""
+    from fakezoo import installed_codec
+    from test_bitstream_helpers import copy_context
+
+    from gqcodec import codec, zoo
+
+    gen = installed_codec(tmp_path / "w", monkeypatch, rdoq=1.0, context_rdoq={"scale": 4.0})
+    c = next(gen)
+    path = zoo.WEIGHTS_DIR / "tiny.prior.npz"
+    p = Prior.load(path)
+    Prior(p.freqs, p.select, copy_context(p, seed=5)).save(path)
+    zoo._cache.clear()
+    codec._codecs.clear()
+    c = codec.Codec("tiny")
+    assert c.context_rdoq_scale == 4.0
+    ctx = c.prior.context
+    data = c.compress(_image(), quality=2, adaptive=False)
+    fast = c.compress(_image(), quality=2, adaptive=False, context=False)
+    c.context_rdoq_scale = 0.0
+    plain = c.compress(_image(), quality=2, adaptive=False)
+    i_ctx, i_fast, i_plain = (bitstream.unpack(d, c.prior)[1] for d in (data, fast, plain))
+    assert np.array_equal(i_fast, i_plain) and not np.array_equal(i_ctx[0], i_plain[0])
+    assert np.array_equal(i_ctx[1:], i_plain[1:])  # the other blocks' searches are unchanged
+    coded = np.ones(i_ctx.shape[1:], dtype=bool)
+    assert ctx.code_lengths(i_ctx[0], coded).sum() < ctx.code_lengths(i_plain[0], coded).sum()
+    assert bitstream.read_header(data).version == 6
+    assert np.asarray(c.decompress(data)).shape == _image().shape
+    next(gen, None)

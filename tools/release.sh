@@ -8,7 +8,8 @@
 #    "gamma:images" step of RDOQ_STEPS), the encoder's RDOQ strength (tools/tune_rdoq.py) and the
 #    adaptive-rate multipliers (tools/tune_adaptive.py), the prior tempered to adaptive files' indices
 #    (tools/temper_prior.py; TEMPER=0 skips it), block 0's spatial context model (tools/fit_context.py,
-#    format v6; CONTEXT=0 skips it), the encoder's index refinement (tools/tune_refine.py)
+#    format v6; CONTEXT=0 skips it) and block 0's RDOQ under it (tools/tune_context_rdoq.py),
+#    the encoder's index refinement (tools/tune_refine.py)
 #    and the wide-codebook top of the ladder (tools/tune_wide.py; WIDE = QUALITY=K_bits,rdoq,lambda
 #    settings; it runs last because the two tuners above treat every quality as narrow)
 # 3. Kodak evaluation, registry numbers, RD plot and BD table (tools/eval_release.sh)
@@ -37,6 +38,14 @@ if [ "${TEMPER:-1}" != 0 ] && [ "${TEMPER_SEGMENTS:-1}" -gt 1 ]; then
 fi
 # block 0's spatial context model in the prior (format v6; docs/design.md, "Block 0's spatial context"); CONTEXT=0 skips it
 [ "${CONTEXT:-1}" = 0 ] || step python tools/fit_context.py --model "$name" --images "${CONTEXT_IMAGES:-300}" --write
+# RDOQ for block 0 under that context model (tools/tune_context_rdoq.py); CONTEXT_RDOQ_FROM=MODEL copies MODEL's scale
+if [ "${CONTEXT:-1}" != 0 ]; then
+  if [ -n "${CONTEXT_RDOQ_FROM:-}" ]; then
+    step python tools/tune_context_rdoq.py --model "$name" --inherit "$CONTEXT_RDOQ_FROM" --write
+  else
+    step python tools/tune_context_rdoq.py --model "$name" --images "${CONTEXT_RDOQ_IMAGES:-12}" --write
+  fi
+fi
 if [ -n "${REFINE_FROM:-}" ]; then
   step python tools/tune_refine.py --model "$name" --inherit "$REFINE_FROM" --write
 else
