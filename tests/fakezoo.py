@@ -41,6 +41,17 @@ def installed_codec(folder, monkeypatch, **extra):
     codec._codecs.clear()
 
 
+def add_context(name="tiny", seed=5):
+    """Give an installed model's prior a block-0 context model (``copy_context``) and clear the caches."""
+    from test_bitstream_helpers import copy_context
+
+    path = zoo.WEIGHTS_DIR / f"{name}.prior.npz"
+    p = Prior.load(path)
+    Prior(p.freqs, p.select, copy_context(p, seed=seed)).save(path)
+    zoo._cache.clear()
+    codec._codecs.clear()
+
+
 def half_flat_pack(folder, n=2, h=64, w=64):
     """``n`` PNGs, flat gray on the left half and random noise on the right, standing in for the
     training pack in the tuning tools' tests; returns the folder."""

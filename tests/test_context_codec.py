@@ -2,8 +2,8 @@
 with a wide codebook), v5/v3/v1 with ``context=False`` / ``--fast-decode``, the same indices and
 picture either way."""
 import numpy as np
-import torch
 import pytest
+import torch
 from click.testing import CliRunner
 
 import bitstream
@@ -12,20 +12,15 @@ from bitstream import Prior
 
 @pytest.fixture
 def ctx_codec(tmp_path, monkeypatch):
-    from fakezoo import installed_codec
-    from test_bitstream_helpers import copy_context
+    from fakezoo import add_context, installed_codec
 
-    from gqcodec import codec, zoo
+    from gqcodec import codec
 
     gen = installed_codec(tmp_path / "w", monkeypatch, rdoq=1.0, adaptive_lambda={"1": 50.0, "2": 50.0, "3": 20.0, "4": 20.0},
                           ladder={"1": 1, "2": 2, "3": 3, "4": 3}, index_bits={"4": 10}, rdoq_by_quality={"4": 0.0},
                           escape_share={"4": 0.6})
-    c = next(gen)
-    path = zoo.WEIGHTS_DIR / "tiny.prior.npz"
-    p = Prior.load(path)
-    Prior(p.freqs, p.select, copy_context(p, seed=5)).save(path)
-    zoo._cache.clear()
-    codec._codecs.clear()
+    next(gen)
+    add_context()
     yield codec.Codec("tiny")
     next(gen, None)
 
@@ -142,18 +137,13 @@ def test_context_rdoq_scale_from_the_registry(tmp_path, monkeypatch):
     """``context_rdoq.scale`` > 0 searches block 0 under the context model: v6 files whose block 0 costs
     fewer context bits than the histogram search's and that decode; absent, block 0 is the histogram
     search's (the same indices as ``context=False``)."""
-    from fakezoo import installed_codec
-    from test_bitstream_helpers import copy_context
+    from fakezoo import add_context, installed_codec
 
-    from gqcodec import codec, zoo
+    from gqcodec import codec
 
     gen = installed_codec(tmp_path / "w", monkeypatch, rdoq=1.0, context_rdoq={"scale": 4.0})
-    c = next(gen)
-    path = zoo.WEIGHTS_DIR / "tiny.prior.npz"
-    p = Prior.load(path)
-    Prior(p.freqs, p.select, copy_context(p, seed=5)).save(path)
-    zoo._cache.clear()
-    codec._codecs.clear()
+    next(gen)
+    add_context()
     c = codec.Codec("tiny")
     assert c.context_rdoq_scale == 4.0
     ctx = c.prior.context

@@ -9,20 +9,11 @@ from fakezoo import load_tool as _tool
 tune = _tool("tune_context_rdoq")
 
 
-def _ctx_model(tmp_path, monkeypatch, **extra):
-    from fakezoo import install
-    from test_bitstream_helpers import copy_context
+def _ctx_model(tmp_path, monkeypatch):
+    from fakezoo import add_context, install
 
-    from bitstream import Prior
-    from gqcodec import codec, zoo
-
-    install(tmp_path / "w", monkeypatch, rdoq=1.0, ladder={"1": 1, "2": 2, "3": 3, "4": 3}, index_bits={"4": 10},
-            **extra)
-    path = zoo.WEIGHTS_DIR / "tiny.prior.npz"
-    p = Prior.load(path)
-    Prior(p.freqs, p.select, copy_context(p, seed=5)).save(path)
-    zoo._cache.clear()
-    codec._codecs.clear()
+    install(tmp_path / "w", monkeypatch, rdoq=1.0, ladder={"1": 1, "2": 2, "3": 3, "4": 3}, index_bits={"4": 10})
+    add_context()
 
 
 def test_run_writes_the_registry(tmp_path, monkeypatch, capsys):
