@@ -261,7 +261,34 @@ FILES = [
      "DpdzjI0F8wV+QXdqyW5c9866+vvzIhIi6IYZbwyLEY42+WFYgL44rDYskEzg2T5JjtENyGs7JZNLGAxqAYE35Fbv1cQnvP27BMa3Hv2vgRja"
      "dKsn1cTht4wJG6te9tW63zbvelQlUCp+RjdhF5kFwqOr/kqXK65xcdCzR3jD2X0f/ERjOsA8ugf6EH9OfAzXyBH/E/bU1Gp7PkgkSahB3kW8"
      "krp1Irwrh9STrvbX6EH2JyHUnddkOm+JRLIKD29qNR7Mye19xWQtjtFf3sPcIhNHVz44EHo8tXoWbjnBBJ2TroI2HiZRcSLZNpBFsw1t+ExA"
-     "XQTM+mMSW0ZCBkgnF5Ip/pwyeZtqHzappVSgGZ9HV1ZVuHUcY71PRsAlck+SuoxAfVk1wnjd5hVl4zVVYw==")]
+     "XQTM+mMSW0ZCBkgnF5Ip/pwyeZtqHzappVSgGZ9HV1ZVuHUcY71PRsAlck+SuoxAfVk1wnjd5hVl4zVVYw=="),
+    ("gq-n128-c320-r16", 1, 21.24,  # sixteenth release, 2026-12: q1 dense, q4 adaptive, q10 (2^20 codebook), q8 of source(128, 160)
+     "iUdRQwEQEBADAQEBAgAAAGdxLW4xMjgtYzMyMC1yMTbvyP0xjfofCgAAAAAAAAAAQAAAADAAAAADAAAABAAAABgAAAAAAAAAMAAAAOzDmlR7"
+     "Vj4lVipAbgAAAACj6WRDGL4chHzfK4cm2kjQGDbo7MuOshTQCrcBaWnABoltmDLFyOMDVx78PsIxNR/QRCP5"),
+    ("gq-n128-c320-r16", 5, 26.30,  # quality 4, adaptive (v5: the context does not pay on 48 x 64)
+     "iUdRQwUQEBADAQEEBgABAGdxLW4xMjgtYzMyMC1yMTbvyP0xjfofCgAAAAAAAAAAQAAAADAAAAADAAAABAAAADIAAAAAAAAAZAAAAMIDuRZ7"
+     "Vj4lVipAbgAAAADiXzc3GY+zkSuMnkW04W6FhXmNVQcblChWHfSiyMJE6uGXY2WTsAqLlmovnaGhPjE4iir/eBIV3/t7sO6Rug9729RdP0Pf"
+     "cJuXny5BLt3opKYpO+NWaTo6LfqRyS9vZgpKiHrngwzxyg=="),
+    ("gq-n128-c320-r16", 5, 29.67,  # quality 10
+     "iUdRQwUUEBADAQEKFAABBGdxLW4xMjgtYzMyMC1yMTbvyP0xjfofCgAAAAAAAAAAQAAAADAAAAADAAAABAAAAJIAAAAAAAAAWAEAAPhykh97"
+     "Vj4lVipAbgAAAAC6JTu/VVWrKlUVqyrRRcdxx3FJkkmSSZKrKgCAq6pV1c3MzcwAQADA//9VVWHIU2ElOxAkuNoVrYJsj3Nr3iNyznGOMPyD"
+     "rVv7Ubj+/j3nP0OKbNcCEpI3hWs0fKja4f/H6dpz8mqImUE/iKagmfsXnxgv8Ne+RREXGJbLUF5/LdY0/QhBrHsoWNdamp5DJj9BrkE2nff7"
+     "oYMqKLkpMAznGgeJT2W95hoM99h9jO0yJUS8GyBFyxcq/mwMqH6i0IVl6EX8dQ60wy//bOXFlgDSvk++XooF8edKitjJCySupWby/vcrWso5"
+     "FCTtvaF3/V3ePDy/jO2SanHmyVZAYeY8eVUMzb5nVeSzQxiPnVCGrVFTN1BSM2B7Y6ocwAIr4TdunZvVeP++21fGsA+2MW+xJGa8c68QJQyr"
+     "2YLP0Bxi32GdUfHvIo57THjozm8YjB3eHLSfq63lswCCD0Y="),
+    ("gq-n128-c320-r16", 7, 31.57,  # quality 8 of source(128, 160): v7
+     "iUdRQwcSEBADAQEIFAABAmdxLW4xMjgtYzMyMC1yMTbvyP0xjfofCgAAAAAAAAAAoAAAAIAAAAAIAAAACgAAAA4CAAAAAAAAbAMAALZTlEB7"
+     "Vj4lVipAbgAAAACO5Aj1AKBm9s3MddCx3Ify//+H8sfx4uFm5v/////////////NzM3MZub//9tlH0jt4QDXIe8db6XlSUy8ZNU8kRXoKHI4"
+     "htp790ZbN02EXlv0dX7gjtr4u6sovhrWuCUlu7jSkakTnmTse3j3wuLbR/vFp68qH82Fndrlg8IlhCkgLRJs7MqrVo5P/qaRGY9lj3cfNKL9"
+     "0DX2n7ebNurjDrjdgWaxNYQlJDJfXn3bevQMjFDjWvE3bvVKi2iBEyhxMNqHzmd78toj+cjV3vFEiPd8fPdV/sFlfaayr/WlU87dZUqVR3D7"
+     "8t9yFgQJ8LQCXgHeUlxGLbIpCvhMrjOYYzOB44ESNScyyoB1ojdrgSj5+MI0ZvQJKLQY5Qb3GVlUdhRxT2o8Sl+ULFWKkLpmXl+k4i6kEvzk"
+     "d7Iwg/qPB6R+JjY74Y9yUzKXFFgzgsIClmHXIVH+8us/XV/bsccZquReVvswN5sdzIN0wnaZINqbF9n76F8qCjM3U4gfEvnWZ6Hw/W9Gvxp1"
+     "ztZudQbpdKovOjCMzA1hgeoiV0t6yBrLtIIvh5QCgYqBodJPqpekyS4VXRCciahM2e6Y4YLuCFs8Q2M0grqAjk+EwRvdtQFTC7FNdw7LeAmA"
+     "4krKlpqIyjjW0SUBSWAX1IBB+1Oib+KpWRb5wPIXfXk0vzV1AmRp1G0PDdKJyGPkjOqg4pFHCVCI2/HsoW1wiZqkoQrIFc6oUxhmptY05LYx"
+     "VzBNAl/R+tCAK4NU5ue9Sfy3yrrbBVmFPgP1bHRV1YPTnDTwqvdtXQa4tpx9LQPQW/bmoKj8nq8upXljlbkVl7mokzV/j1u9OAS11NcZaIGq"
+     "H+Se4osRt+SfkAhzJeSX9GQtMH2+TMEtMUPRHZNL/otvGgUdVKoUaey5ZLfS46BMoGh44yLDc665CP4W675g513G/52Mk5wD7nguO9Zv/n02"
+     "8cBVQEyLGA1mC7Gz8yhm0rXmJJExAL1qi9+LHEWn/590VVH59LdjLHdEV2JxUr7kfkv6JwpQInHPJLCmxlfW2rc2ZmBnP6UpDQPTa5uVpHlM"
+     "LfpzQLtIoodgUPe1ujf/ivCz3C8GchxBcImWPvbPjTe5paXJ00PgVJkyTC4e7WEU/RdiqqqeLDLzOXZrboNSUy0l/8Fz9pJ2kwt3de/8W7OL")]
 
 
 @pytest.mark.parametrize("model,version,psnr,b64", FILES, ids=[f"{m}-v{v}-{i}" for i, (m, v, _, _) in enumerate(FILES)])
