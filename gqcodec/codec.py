@@ -220,11 +220,12 @@ class Codec(ModelCard):
         bias = torch.from_numpy(ctx.base.astype(np.float64) * scale).to(mu.device)
         idx0 = np.full((h, w), -1, dtype=np.int64)
         var = logvar.float().exp()
-        for ys, xs in wavefronts(np.ones((h, w), dtype=bool)):
-            shift = torch.from_numpy(ctx.tilt(ctx.features(idx0, ys, xs)) * (scale * QSCALE)).to(mu)
-            yt, xt = torch.from_numpy(ys), torch.from_numpy(xs)
-            m_, v_ = mu[yt, xt], var[yt, xt]
-            idx0[ys, xs] = quant.quantize(m_ + shift * v_, logvar[yt, xt], bias=bias).cpu().numpy()
+        with quant.reusing(bias):
+            for ys, xs in wavefronts(np.ones((h, w), dtype=bool)):
+                shift = torch.from_numpy(ctx.tilt(ctx.features(idx0, ys, xs)) * (scale * QSCALE)).to(mu)
+                yt, xt = torch.from_numpy(ys), torch.from_numpy(xs)
+                m_, v_ = mu[yt, xt], var[yt, xt]
+                idx0[ys, xs] = quant.quantize(m_ + shift * v_, logvar[yt, xt], bias=bias).cpu().numpy()
         return idx0
 
     @torch.inference_mode()
@@ -255,7 +256,8 @@ class Codec(ModelCard):
         out = np.empty((nb, H // STRIDE, W // STRIDE), dtype=np.int64)
         cand = np.empty((nb, top, H // STRIDE, W // STRIDE), dtype=np.int32) if top else None
         ctx = self.rdoq_context(rdoq, K_bits) if context and first == 0 else None
-        if ctx is not None:  # block 0's posterior, kept for the wavefront search after the tiles
+        skip = 0 if ctx is None else 1  # block 0 is searched after the tiles, from its kept posterior
+        if skip:
             mu0 = torch.empty(H // STRIDE, W // STRIDE, cm, device=self.device)
             lv0 = torch.empty_like(mu0)
         curv = np.empty((nb, H // STRIDE, W // STRIDE, cm), dtype=np.float32) if top else None
@@ -274,7 +276,6 @@ class Codec(ModelCard):
                 rows_mu = m.to_rows(mu[:, first * cm:], nb).view(nb, th * tw, -1)
                 rows_lv = m.to_rows(logvar[:, first * cm:], nb).view(nb, th * tw, -1)
                 ys, xs = slice(y0 // STRIDE, y1 // STRIDE), slice(x0 // STRIDE, x1 // STRIDE)
-                skip = 0 if ctx is None else 1
                 if skip:
                     mu0[ys, xs] = rows_mu[0].view(th, tw, cm)
                     lv0[ys, xs] = rows_lv[0].view(th, tw, cm)
@@ -289,7 +290,7 @@ class Codec(ModelCard):
                             quant, rows_mu[b], rows_lv[b], None if bias is None else bias[first + b], top
                         ).T.reshape(top, th, tw).cpu().numpy()
                     curv[:, ys, xs] = rows_lv.neg().exp_().sub_(1).clamp_(min=0).view(nb, th, tw, cm).cpu().numpy()
-        if ctx is not None:
+        if skip:
             out[0] = self._context_search(quant, ctx, mu0, lv0, rdoq * self.context_rdoq_scale)
         return out, cand, curv
 

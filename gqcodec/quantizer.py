@@ -17,6 +17,7 @@ the exact float64 argmax (see ``quantize`` and docs/performance.md).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -69,7 +70,19 @@ class GaussianQuantizer(nn.Module):
         self.register_buffer("codebook", cb, persistent=False)
         self.register_buffer("keys", torch.cat([cb, cb * cb], dim=1), persistent=False)
         self.register_buffer("key_bound", self.keys.abs().amax(0), persistent=False)  # (2m,)
-        self._biased = None  # (bias, its version, device, keys with the bias column, their bounds, bias64): the last bias's
+        self._reuse = None   # the bias tensor whose widened key table searches keep (:meth:`reusing`)
+        self._biased = None  # (bias, its version, device, keys with the bias column, their bounds, bias64)
+
+    @contextlib.contextmanager
+    def reusing(self, bias: torch.Tensor):
+        """Within the block, searches under this very ``bias`` tensor build its widened key table once
+        and reuse it (many small row sets under one bias: block 0's wavefronts); an in-place change of
+        the tensor is noticed. The table is dropped on leaving, so none outlives its searches."""
+        self._reuse, self._biased = bias, None
+        try:
+            yield self
+        finally:
+            self._reuse = self._biased = None
 
     @property
     def bits(self) -> float:
@@ -148,9 +161,7 @@ class GaussianQuantizer(nn.Module):
         kmax = self.key_bound.to(dev)
         extra = 0  # the bias rides along as one more key column, matched by a query column of ones
         if bias is not None:
-            # a caller searching many small row sets under one bias (block 0's wavefronts) passes the same
-            # tensor each time: its widened keys are built once
-            hit = self._biased
+            hit = self._biased  # set only for the bias of an open ``reusing`` block
             if hit is not None and hit[0] is bias and hit[1] == _stamp(bias) and hit[2] == dev:
                 keys, kmax, bias64 = hit[3:]
             else:
@@ -160,7 +171,8 @@ class GaussianQuantizer(nn.Module):
                 bias32 = bias64.float()
                 keys = torch.cat([keys, bias32[:, None]], dim=1)
                 kmax = torch.cat([kmax, bias32.abs().amax()[None]])
-                self._biased = (bias, _stamp(bias), dev, keys, kmax, bias64)
+                if bias is self._reuse:
+                    self._biased = (bias, _stamp(bias), dev, keys, kmax, bias64)
             extra = 1
         cb = self.codebook.to(dev)
         R, kc, sub = self._tile_shape(dev, self.search_rows(budget, dev))

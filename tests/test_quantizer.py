@@ -75,23 +75,28 @@ def test_zero_bias_is_the_plain_search_and_bad_bias_is_rejected():
 
 @pytest.mark.parametrize("inference", [False, True])
 def test_a_reused_bias_tensor_changed_in_place_is_seen(inference):
-    """The widened keys of the last bias are kept for the next call with the same tensor (block 0's
-    wavefronts), and an in-place change of that tensor is not missed (also for an inference tensor,
-    which has no version counter)."""
+    """Within ``reusing(bias)`` the widened keys of that bias are kept for the next call with the same
+    tensor (block 0's wavefronts), an in-place change of that tensor is not missed (also for an
+    inference tensor, which has no version counter), and nothing is kept after the block."""
     q = GaussianQuantizer(8, 2**10, seed=3)
     mu, logvar = torch.randn(64, 8), torch.randn(64, 8)
     with torch.inference_mode(inference):
         bias = torch.zeros(2**10)
     plain = q.quantize(mu, logvar)
-    assert torch.equal(q.quantize(mu, logvar, bias=bias), plain)
-    with torch.inference_mode(inference):
-        bias[plain[0]] = -1e6  # forbid the first row's choice
-    again = q.quantize(mu, logvar, bias=bias)
-    assert again[0] != plain[0] and torch.equal(again, q.quantize(mu, logvar, bias=bias.clone()))
-    with torch.inference_mode(inference):
-        bias[plain[0]] = math.inf
-    with pytest.raises(ValueError, match="finite"):
-        q.quantize(mu, logvar, bias=bias)
+    with q.reusing(bias):
+        assert torch.equal(q.quantize(mu, logvar, bias=bias), plain)
+        assert q._biased is not None and q._biased[0] is bias
+        with torch.inference_mode(inference):
+            bias[plain[0]] = -1e6  # forbid the first row's choice
+        again = q.quantize(mu, logvar, bias=bias)
+        assert again[0] != plain[0] and torch.equal(again, q.quantize(mu, logvar, bias=bias.clone()))
+        with torch.inference_mode(inference):
+            bias[plain[0]] = math.inf
+        with pytest.raises(ValueError, match="finite"):
+            q.quantize(mu, logvar, bias=bias)
+    assert q._biased is None
+    q.quantize(mu, logvar, bias=torch.zeros(2**10))
+    assert q._biased is None  # outside a reusing block no key table is kept
 
 
 def test_dequantize_shapes_and_range():

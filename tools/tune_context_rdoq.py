@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 import numpy as np
 import torch
@@ -27,6 +26,7 @@ from PIL import Image
 
 from gqcodec import rd, zoo
 from gqcodec.codec import Codec
+from gqcodec.metrics import psnr_rgb
 from gqcodec.train import DEFAULT_DATA, list_images
 
 
@@ -46,11 +46,9 @@ def measure(codec: Codec, files, scales, qualities) -> dict:
         size = {q: 0 for q in qualities}
         psnr = {q: [] for q in qualities}
         for pic in pics:
-            ref = pic.astype(np.float64)
             for q, data in codec.compress_many(pic, qualities).items():
                 size[q] += len(data)
-                dec = np.asarray(codec.decompress(data), dtype=np.float64)
-                psnr[q].append(10 * math.log10(255.0 ** 2 / max(np.mean((dec - ref) ** 2), 1e-12)))
+                psnr[q].append(psnr_rgb(pic, np.asarray(codec.decompress(data))))
         out[s] = {q: (8 * size[q] / pixels, float(np.mean(psnr[q]))) for q in qualities}
         print(f"scale {s:g}: " + " ".join(f"q{q} {b:.4f}/{p:.3f}" for q, (b, p) in out[s].items()), flush=True)
     return out
