@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 import numpy as np
 import torch
 
 from gqcodec import rd, zoo
 from gqcodec.codec import Codec
+from gqcodec.metrics import psnr_rgb
 from gqcodec.train import DEFAULT_DATA, list_images, load_pack
 
 
@@ -41,11 +41,9 @@ def measure(codec: Codec, images, gammas) -> dict:
             rgb = im.permute(1, 2, 0).numpy()
             h, w = rgb.shape[:2]
             idx = codec.encode_array(rgb, B, g)
-            ref = rgb.astype(np.float64)
             for q, n in codec.ladder.items():
                 bits[q] += codec.prior.bits(idx[:n])  # the range coder's code lengths
-                dec = codec.decode_array(idx[:n], h, w).astype(np.float64)
-                psnrs[q].append(10 * math.log10(255.0**2 / max(np.mean((dec - ref) ** 2), 1e-12)))
+                psnrs[q].append(psnr_rgb(rgb, codec.decode_array(idx[:n], h, w)))
             pixels += h * w
         out[g] = {q: (bits[q] / pixels, float(np.mean(psnrs[q]))) for q in sorted(codec.ladder)}
         print(f"gamma {g:g}: " + " ".join(f"q{q} {b:.3f}/{p:.2f}" for q, (b, p) in out[g].items()), flush=True)
